@@ -1,0 +1,7 @@
+"""Problem families. Importing this package registers every family; add a family by importing its module here."""
+
+from cftrain.problems import if_else  # noqa: F401  (registers if_else, if_else_long)
+from cftrain.problems.base import VARIANTS, Family, FamilyConfig, Scenario, generate
+from cftrain.problems.registry import FAMILIES, get_family, register
+
+__all__ = ["FAMILIES", "VARIANTS", "Family", "FamilyConfig", "Scenario", "generate", "get_family", "register"]

@@ -1,0 +1,292 @@
+"""Records and the generator base shared by every problem family.
+
+A family samples a `Scenario` (program source, hidden domain, observed inputs, true hidden values,
+intervention) from a local `random.Random`; this module checks it by execution, applies the quality
+filters, and renders the three variants as records. An item is a pure function of (config, seed, index).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cftrain.execution import (
+    ExecutionError,
+    UnsafeProgram,
+    latent_space,
+    load_program,
+)
+
+GENERATOR_VERSION = "1"
+VARIANTS = ("counterfactual", "interventional", "abduction")
+SPLITS = ("any", "train", "test")
+# One program structure in five is held out for test files: train and test never share a structure.
+_TEST_BUCKETS = 5
+
+
+def structure_split(structure: str) -> str:
+    return "test" if int(structure, 16) % _TEST_BUCKETS == 0 else "train"
+
+
+@dataclass
+class FamilyConfig:
+    """Knobs every family has. Families subclass this and add their own."""
+
+    min_answer_size: int = field(default=1, metadata={"help": "smallest counterfactual answer set allowed"})
+    max_answer_size: int = field(default=4, metadata={"help": "largest counterfactual answer set allowed"})
+    require_abduction: bool = field(
+        default=True,
+        metadata={"help": "reject items whose answer is the same when the observation is ignored"},
+    )
+    split: str = field(
+        default="any",
+        metadata={"help": "program structures allowed: train (4/5 of them), test (the other 1/5) or any"},
+    )
+    max_attempts: int = field(default=500, metadata={"help": "samples tried per item before giving up"})
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {self.split!r}")
+        if not 1 <= self.min_answer_size <= self.max_answer_size:
+            raise ValueError(
+                f"need 1 <= min_answer_size <= max_answer_size; got {self.min_answer_size}, {self.max_answer_size}"
+            )
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1; got {self.max_attempts}")
+
+    def check_range(self, name: str, low: int, high: int, minimum: int | None = None) -> None:
+        """Raise ValueError naming `name` unless low <= high (and low >= minimum)."""
+        if low > high or (minimum is not None and low < minimum):
+            floor = f" and {name}_min >= {minimum}" if minimum is not None else ""
+            raise ValueError(f"need {name}_min <= {name}_max{floor}; got {low}, {high}")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One sampled world: the program, the hidden variables' domain and true values, one observed run, a change."""
+
+    program: str
+    latent_domain: dict[str, tuple[int, int]]
+    inputs: dict[str, int]
+    truth: dict[str, int]
+    intervention: dict[str, int]
+    meta: dict[str, Any] = field(default_factory=dict)
+    entry: str = "f"
+
+
+class Family:
+    """Base of every family: subclasses set `name`, `config_cls`, and implement `sample` and `render`."""
+
+    name: str
+    config_cls: type[FamilyConfig] = FamilyConfig
+    description: str = ""
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        # Abduction asks for "the set of consistent r": defined only for one hidden variable.
+        return VARIANTS if self.n_latents == 1 else VARIANTS[:2]
+
+    n_latents: int = 1
+
+    def sample(self, rng: random.Random, cfg: FamilyConfig) -> Scenario:
+        raise NotImplementedError
+
+    def render(self, scenario: Scenario, variant: str, output: int) -> str:
+        """The task text for one variant; `output` is the observed result of the factual run."""
+        raise NotImplementedError
+
+    def make_config(self, **overrides: Any) -> FamilyConfig:
+        """Build this family's config from keyword overrides (strings are parsed by the field's type)."""
+        fields = {f.name: f for f in dataclasses.fields(self.config_cls)}
+        kwargs = {}
+        for key, value in overrides.items():
+            if key not in fields:
+                raise ValueError(f"unknown knob {key!r} for family {self.name}; knobs: {', '.join(fields)}")
+            kwargs[key] = _parse_value(key, value, fields[key].default)
+        return self.config_cls(**kwargs)
+
+    def knobs(self) -> list[tuple[str, Any, str]]:
+        return [(f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(self.config_cls)]
+
+
+def _parse_value(key: str, value: Any, default: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    kind = type(default)
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return value.lower() in ("true", "1", "yes")
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"knob {key!r} needs a {kind.__name__}; got {value!r}") from None
+
+
+def config_key(cfg: FamilyConfig) -> str:
+    return hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A scenario that passed every filter, with its answers computed by execution."""
+
+    scenario: Scenario
+    output: int
+    consistent: list[dict[str, int]]
+    counterfactual: list[int]
+    interventional: list[int]
+    structure: str
+
+
+def check_scenario(scenario: Scenario, cfg: FamilyConfig) -> Checked | str:
+    """Run the filters of DESIGN.md on one scenario. Returns the checked item or the reason it was rejected."""
+    try:
+        program = load_program(scenario.program, scenario.entry)
+    except UnsafeProgram as e:  # a generator bug, never model output: fail loudly
+        raise RuntimeError(f"generator emitted an unsafe program: {e}\n{scenario.program}") from None
+    structure = program.structure
+    if cfg.split != "any" and structure_split(structure) != cfg.split:
+        return "split"
+    space = latent_space(scenario.latent_domain)
+    new_inputs = {**scenario.inputs, **scenario.intervention}
+    if new_inputs == scenario.inputs:
+        return "no-change"
+    try:
+        # Every hidden value must run cleanly on both inputs, so a solver that enumerates never meets an error.
+        observed = program.table(scenario.inputs, space)
+        intervened = program.table(new_inputs, space)
+    except ExecutionError:
+        return "error"
+    output = observed[space.index(scenario.truth)]
+    consistent = [latent for latent, y in zip(space, observed) if y == output]
+    if len(consistent) == len(space):
+        return "uninformative"
+    counterfactual = sorted({y for y, obs in zip(intervened, observed) if obs == output})
+    naive = sorted(set(intervened))
+    if not cfg.min_answer_size <= len(counterfactual) <= cfg.max_answer_size:
+        return "answer-size"
+    if cfg.require_abduction and counterfactual == naive:
+        return "abduction-unneeded"
+    interventional = [intervened[space.index(scenario.truth)]]
+    return Checked(scenario, output, consistent, counterfactual, interventional, structure)
+
+
+def generate_item(family: Family, cfg: FamilyConfig, seed: int, index: int, key: str | None = None) -> Checked:
+    """The index-th item of (family, config, seed): sample until every filter passes, or raise."""
+    rng = random.Random(f"{family.name}|{key or config_key(cfg)}|{seed}|{index}")
+    reasons: dict[str, int] = {}
+    for _ in range(cfg.max_attempts):
+        result = check_scenario(family.sample(rng, cfg), cfg)
+        if isinstance(result, Checked):
+            return result
+        reasons[result] = reasons.get(result, 0) + 1
+    worst = max(reasons, key=reasons.get)
+    raise ValueError(
+        f"family {family.name}: no item passed the filters in max_attempts={cfg.max_attempts} "
+        f"(rejections: {reasons}); relax {_RELAX[worst]}"
+    )
+
+
+_RELAX = {
+    "split": "split (use split=any) or add structure knobs",
+    "no-change": "the intervention knobs",
+    "error": "the value ranges",
+    "uninformative": "the value ranges (widen x or the hidden range)",
+    "answer-size": "min_answer_size/max_answer_size",
+    "abduction-unneeded": "require_abduction (set require_abduction=false)",
+}
+
+
+def to_record(family: Family, key: str, item: Checked, variant: str, seed: int, index: int) -> dict:
+    """Render one variant of a checked item as a record (the schema of DESIGN.md); `key` is config_key(cfg)."""
+    s = item.scenario
+    if variant == "abduction":
+        (name,) = s.latent_domain
+        answer = sorted({latent[name] for latent in item.consistent})
+    else:
+        answer = item.counterfactual if variant == "counterfactual" else item.interventional
+    return {
+        "id": f"{family.name}/{variant}/{key}/{seed}/{index}",
+        "family": family.name,
+        "variant": variant,
+        "program": s.program,
+        "entry": s.entry,
+        "latent_domain": {k: list(v) for k, v in s.latent_domain.items()},
+        "observation": {"inputs": dict(s.inputs), "output": item.output},
+        "intervention": dict(s.intervention),
+        "revealed": dict(s.truth) if variant == "interventional" else {},
+        "answer": answer,
+        "question": family.render(s, variant, item.output),
+        "meta": {
+            "seed": seed,
+            "index": index,
+            "structure": item.structure,
+            "split": structure_split(item.structure),
+            "config": key,
+            "generator_version": GENERATOR_VERSION,
+            "n_consistent": len(item.consistent),
+            **s.meta,
+        },
+    }
+
+
+def generate(
+    family: Family, variant: str, n: int, seed: int = 0, cfg: FamilyConfig | None = None, start: int = 0
+) -> Iterator[dict]:
+    """Yield records for items start..start+n-1; `variant="all"` yields every variant of each item in turn."""
+    cfg = cfg or family.config_cls()
+    allowed = family.variants
+    variants = allowed if variant == "all" else (variant,)
+    for v in variants:
+        if v not in allowed:
+            raise ValueError(f"variant {v!r} is not offered by {family.name}; variants: {', '.join(allowed)}, all")
+    if n <= 0:
+        raise ValueError(f"n must be > 0; got {n}")
+    key = config_key(cfg)
+    for index in range(start, start + n):
+        item = generate_item(family, cfg, seed, index, key)
+        for v in variants:
+            yield to_record(family, key, item, v, seed, index)
+
+
+def _call(scenario: Scenario, inputs: dict[str, int], latents: dict[str, int] | None = None) -> str:
+    """`f(4, r)` for a hidden call, `f(4, 3)` when the hidden values are given, in the function's order."""
+    values = {**inputs, **(latents or {name: name for name in scenario.latent_domain})}
+    params = load_program(scenario.program, scenario.entry).params
+    return f"{scenario.entry}({', '.join(str(values[p]) for p in params)})"
+
+
+def render_code(scenario: Scenario, variant: str, output: int) -> str:
+    """Task text shared by the code families: the program, its hidden variables, one observed run, a question."""
+    names = list(scenario.latent_domain)
+    ranges = ", ".join(f"{n} is an integer from {lo} to {hi}" for n, (lo, hi) in scenario.latent_domain.items())
+    subject = f"{names[0]} is" if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]} are"
+    new_inputs = {**scenario.inputs, **scenario.intervention}
+    changed = " and ".join(f"{k} been {v}" for k, v in scenario.intervention.items())
+    fmt = "Give the set of all possible values as <answer>{...}</answer>."
+    code = f"```python\n{scenario.program}\n```"
+    if variant == "interventional":
+        known = ", ".join(f"{n} = {v}" for n, v in scenario.truth.items())
+        head = f"In the Python function below, {ranges}. Here {known}."
+        ask = (
+            f"We ran {_call(scenario, scenario.inputs, scenario.truth)} and it returned {output}. "
+            f"What would {_call(scenario, new_inputs, scenario.truth)} return? {fmt}"
+        )
+    else:
+        head = f"In the Python function below, {subject} hidden ({ranges}), fixed but unknown."
+        observed = f"We ran {_call(scenario, scenario.inputs)} and it returned {output}."
+        if variant == "counterfactual":
+            same = "the same hidden value" if len(names) == 1 else "the same hidden values"
+            ask = f"{observed} Had {changed} instead, with {same}, what would {scenario.entry} have returned? {fmt}"
+        else:
+            ask = (
+                f"{observed} Which values of {names[0]} are consistent with this observation? "
+                "Give the set of all of them as <answer>{...}</answer>."
+            )
+    return f"{head}\n\n{code}\n\n{ask}"
