@@ -1,0 +1,5 @@
+import sys
+
+from cftrain.cli import main
+
+sys.exit(main())

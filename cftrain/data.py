@@ -1,0 +1,183 @@
+"""Families -> records -> files and `datasets.Dataset`: mixtures with manifests, and the frozen eval suites.
+
+Frozen suites live in `data/suites/<family>.jsonl` (every variant, generated with `split=test` for the
+training family) with sha256 checksums in `data/MANIFEST.json`; `make data` regenerates them byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cftrain.problems import VARIANTS, generate, get_family
+from cftrain.problems.base import GENERATOR_VERSION
+from cftrain.prompts import PromptConfig, build_completion, build_prompt, rationale
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+ID_FAMILIES = ("if_else",)
+OOD_FAMILIES = ("if_else_long", "while", "multi_r", "math_word")
+SUITE_ITEMS = 200
+SUITE_SEED = 1234
+
+
+@dataclass
+class Source:
+    """One slice of a mixture: `n` items of a family (each item gives one record per variant)."""
+
+    family: str = field(metadata={"help": "a registered family (see `cftrain families`)"})
+    n: int = field(metadata={"help": "number of items"})
+    variants: list[str] | str = field(default="all", metadata={"help": "list of variants, or 'all'"})
+    seed: int = field(default=0, metadata={"help": "generation seed"})
+    knobs: dict[str, Any] = field(default_factory=dict, metadata={"help": "family config overrides"})
+
+    def __post_init__(self) -> None:
+        family = get_family(self.family)
+        if self.n <= 0:
+            raise ValueError(f"n must be > 0 for family {self.family}; got {self.n}")
+        for v in [self.variants] if isinstance(self.variants, str) else self.variants:
+            if v != "all" and v not in family.variants:
+                raise ValueError(f"variant {v!r} is not offered by {self.family}; variants: {family.variants}, all")
+        family.make_config(**self.knobs)  # fail early on a bad knob
+
+    def records(self, split: str) -> Iterator[dict]:
+        family = get_family(self.family)
+        cfg = family.make_config(**{"split": split, **self.knobs})
+        wanted = family.variants if self.variants == "all" else self.variants
+        for record in generate(family, "all", self.n, self.seed, cfg):
+            if record["variant"] in wanted:
+                yield record
+
+
+def write_jsonl(records: Iterable[Mapping], path: str | Path) -> str:
+    """Write records atomically (temp file + rename: nothing half-written); return the file's sha256."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            for record in records:
+                line = json.dumps(record, sort_keys=True) + "\n"
+                digest.update(line.encode())
+                f.write(line)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return digest.hexdigest()
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def sha256_file(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def counts(records: Iterable[Mapping]) -> dict[str, int]:
+    return dict(sorted(Counter(f"{r['family']}/{r['variant']}" for r in records).items()))
+
+
+def build_mixture(train: list[Source], test: list[Source], out_dir: str | Path) -> dict:
+    """Write train.jsonl, test.jsonl and manifest.json; return the manifest.
+
+    Train items use the families' `train` structures; test items of a family that is also trained on use
+    its held-out `test` structures, so train and test share no program structure (checked, not assumed).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trained = {s.family for s in train}
+    train_records = [r for s in train for r in s.records("train")]
+    test_records = [r for s in test for r in s.records("test" if s.family in trained else "any")]
+    shared = {r["meta"]["structure"] for r in train_records} & {r["meta"]["structure"] for r in test_records}
+    if shared:
+        raise ValueError(f"{len(shared)} program structures appear in both train and test; set split knobs apart")
+    manifest = {
+        "generator_version": GENERATOR_VERSION,
+        "train": {"sources": [asdict(s) for s in train], "counts": counts(train_records)},
+        "test": {"sources": [asdict(s) for s in test], "counts": counts(test_records)},
+        "structure_overlap": 0,
+    }
+    if train_records:
+        manifest["train"]["sha256"] = write_jsonl(train_records, out / "train.jsonl")
+    if test_records:
+        manifest["test"]["sha256"] = write_jsonl(test_records, out / "test.jsonl")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+# ---------------------------------------------------------------- frozen suites
+
+
+def suite_records(family: str, items: int = SUITE_ITEMS) -> list[dict]:
+    """Regenerate a frozen suite from code: every variant of the first `items` items."""
+    split = "test" if family in ID_FAMILIES else "any"
+    return list(Source(family, items, "all", SUITE_SEED).records(split))
+
+
+def write_suites(data_dir: str | Path = DATA_DIR) -> dict:
+    suites = Path(data_dir) / "suites"
+    suites.mkdir(parents=True, exist_ok=True)
+    manifest = {"generator_version": GENERATOR_VERSION, "items": SUITE_ITEMS, "seed": SUITE_SEED, "files": {}}
+    for family in ID_FAMILIES + OOD_FAMILIES:
+        records = suite_records(family)
+        manifest["files"][f"suites/{family}.jsonl"] = {
+            "sha256": write_jsonl(records, suites / f"{family}.jsonl"),
+            "counts": counts(records),
+        }
+    (Path(data_dir) / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def load_suite(name: str, n: int | None = None, variants: Iterable[str] | None = None) -> list[dict]:
+    """Records of a suite: `id`, `ood`, `all`, a family name, or a path to a `.jsonl` file.
+
+    `n` keeps the first n items per family x variant (suites are ordered, so this is a stable subset).
+    """
+    if name.endswith(".jsonl"):
+        records = read_jsonl(name)
+    else:
+        families = {"id": ID_FAMILIES, "ood": OOD_FAMILIES, "all": ID_FAMILIES + OOD_FAMILIES}.get(name, (name,))
+        records = []
+        for family in families:
+            path = DATA_DIR / "suites" / f"{family}.jsonl"
+            if not path.exists():
+                raise ValueError(f"unknown suite {name!r}; suites: id, ood, all, a family name, or a .jsonl path")
+            records += read_jsonl(path)
+    keep = set(variants) if variants else set(VARIANTS)
+    seen: Counter = Counter()
+    out = []
+    for r in records:
+        key = (r["family"], r["variant"])
+        if r["variant"] in keep and (n is None or seen[key] < n):
+            seen[key] += 1
+            out.append(r)
+    return out
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def to_dataset(records: list[Mapping], prompt: PromptConfig, with_rationale: bool = False):
+    """A `datasets.Dataset` with `prompt` plus the columns rewards need, and with `with_rationale` a `completion`:
+    the record's verified teacher `trace` when it has one (see `cftrain distill`), else the gold rationale."""
+    from datasets import Dataset
+
+    rows = {
+        "id": [r["id"] for r in records],
+        "family": [r["family"] for r in records],
+        "variant": [r["variant"] for r in records],
+        "answer": [list(r["answer"]) for r in records],
+        "prompt": [build_prompt(r, prompt) for r in records],
+    }
+    if with_rationale:
+        rows["completion"] = [build_completion(r.get("trace") or rationale(r), prompt) for r in records]
+    return Dataset.from_dict(rows)

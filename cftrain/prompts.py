@@ -1,0 +1,104 @@
+"""Record -> prompt (plain text or chat messages, optional abduct-act-predict scaffold), and gold rationales.
+
+The same `PromptConfig` renders prompts for SFT, GRPO, PPO and evaluation, so a checkpoint is always
+evaluated on the prompts it was trained on. Rationales are programmatic: they enumerate the hidden values
+(abduction), name the changed input (intervention) and run the changed world forward (prediction),
+all computed by executing the record's program, so no teacher model is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cftrain.execution import latent_space, load_program
+
+TEMPLATES = ("plain", "chat")
+SCAFFOLDS = ("none", "abduct-act-predict")
+
+SCAFFOLD_TEXT = (
+    "Work in three steps before answering. Abduction: find the hidden values consistent with the observation. "
+    "Intervention: state the changed input. Prediction: run the function with the changed input for each "
+    "consistent hidden value. Then give the answer."
+)
+
+
+@dataclass
+class PromptConfig:
+    """How a record becomes a model input."""
+
+    template: str = field(default="chat", metadata={"help": f"one of {', '.join(TEMPLATES)}"})
+    system_prompt: str | None = field(default=None, metadata={"help": "system message for the chat template"})
+    scaffold: str = field(default="none", metadata={"help": f"one of {', '.join(SCAFFOLDS)}"})
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATES:
+            raise ValueError(f"prompt.template must be one of {', '.join(TEMPLATES)}; got {self.template!r}")
+        if self.scaffold not in SCAFFOLDS:
+            raise ValueError(f"prompt.scaffold must be one of {', '.join(SCAFFOLDS)}; got {self.scaffold!r}")
+
+
+def prompt_text(record: Mapping, cfg: PromptConfig) -> str:
+    text = record["question"]
+    return f"{text}\n\n{SCAFFOLD_TEXT}" if cfg.scaffold == "abduct-act-predict" else text
+
+
+def build_prompt(record: Mapping, cfg: PromptConfig) -> str | list[dict[str, str]]:
+    """The model input: a string for `plain` (TRL standard format), a list of messages for `chat`."""
+    text = prompt_text(record, cfg)
+    if cfg.template == "plain":
+        return f"{text}\n\n"
+    system = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
+    return [*system, {"role": "user", "content": text}]
+
+
+def build_completion(text: str, cfg: PromptConfig) -> str | list[dict[str, str]]:
+    """A target completion in the same format as `build_prompt` (for SFT prompt-completion datasets)."""
+    return text if cfg.template == "plain" else [{"role": "assistant", "content": text}]
+
+
+def _call(entry: str, params: tuple[str, ...], values: Mapping[str, int]) -> str:
+    return f"{entry}({','.join(str(values[p]) for p in params)})"
+
+
+def _fmt(values: list[int]) -> str:
+    return "{" + ", ".join(str(v) for v in values) + "}"
+
+
+def rationale(record: Mapping) -> str:
+    """A gold step-by-step solution ending in `<answer>{...}</answer>`, computed by executing the program.
+
+    One line per step, short enough for a tiny model to imitate:
+    `Abduction: f(4,1)=7 f(4,2)=9 ... consistent r={2,5}` / `Intervention: x=7` /
+    `Prediction: f(7,2)=11 f(7,5)=3` / `<answer>{3, 11}</answer>`.
+    """
+    program = load_program(record["program"], record["entry"])
+    obs = record["observation"]
+    new_inputs = {**obs["inputs"], **record["intervention"]}
+    names = sorted(record["latent_domain"])
+    lines = []
+    if record["variant"] == "interventional":
+        consistent = [dict(record["revealed"])]
+        lines.append("Abduction: given " + " ".join(f"{n}={record['revealed'][n]}" for n in names))
+    else:
+        space = latent_space(record["latent_domain"])
+        outputs = program.table(obs["inputs"], space)
+        consistent = [latent for latent, y in zip(space, outputs) if y == obs["output"]]
+        runs = " ".join(
+            f"{_call(program.entry, program.params, {**obs['inputs'], **l})}={y}" for l, y in zip(space, outputs)
+        )
+        if len(names) == 1:
+            found = _fmt([latent[names[0]] for latent in consistent])
+            lines.append(f"Abduction: {runs} consistent {names[0]}={found}")
+        else:
+            found = " ".join("(" + ",".join(str(latent[n]) for n in names) + ")" for latent in consistent)
+            lines.append(f"Abduction: {runs} consistent ({','.join(names)})={found}")
+    if record["variant"] == "abduction":
+        lines.append(f"<answer>{_fmt(record['answer'])}</answer>")
+        return "\n".join(lines)
+    lines.append("Intervention: " + " ".join(f"{k}={v}" for k, v in record["intervention"].items()))
+    preds = program.table(new_inputs, consistent)
+    calls = (_call(program.entry, program.params, {**new_inputs, **latent}) for latent in consistent)
+    lines.append("Prediction: " + " ".join(f"{c}={y}" for c, y in zip(calls, preds)))
+    lines.append(f"<answer>{_fmt(sorted(set(preds)))}</answer>")
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+r"""Answer parsing and TRL-signature reward functions.
+
+The answer is the content of the last ``<answer>...</answer>`` (the last closing tag and the last opening tag
+before it), else of the last ``\boxed{...}`` (braces balanced). That content is read as a set of integers:
+
+- Integers are ASCII digits with an optional minus sign. A ``-`` is a sign only when a digit follows it and no
+  letter or digit precedes it, so ``3-5`` and ``x-1`` are not negative numbers (they are prose, see below).
+- Order, duplicates, whitespace, ``,`` ``;``, the words ``or``/``and``, brackets ``{}[]()``, ``$`` and LaTeX
+  ``\{ \} \left \right`` do not matter. Content made only of these (``{}``, empty) is the empty set.
+- Prose is tolerated only in front of the set: the set is the longest run of the syntax above at the end of the
+  content (after trailing ``.``, ``*``, backticks and spaces). The prose must hand over cleanly: it ends in ``=``,
+  ``:``, ``∈``, ``*`` or a backtick (``r = 3``, ``**Answer:** {1, 2}``), or in a letter not glued to a number
+  (``the answer is 3``, ``\boxed{1, 2}``). Prose touching a number (``3-5``, ``3 - 5``, ``2.5``, ``>= 3``,
+  ``≥ 3``, ``x2``, ``٣``) makes the answer None, since a set cannot be told apart from an expression there; so
+  does prose with no integer after it (``{1, 2} is the answer``). Prose is not understood: ``not 3`` reads as {3}.
+- An integer of more than 18 significant digits makes the answer None: no gold answer is that large, and
+  skipping it would let a model pad a correct set with junk.
+- A set run longer than 10,000 characters is None, and a ``\boxed{`` not closed within 10,000 characters counts
+  as never closed (None; earlier boxes are not used). No gold set comes close, and the bound keeps the Python-level
+  work per completion small whatever its length.
+
+Parsing never raises and stays linear in the text's length: tags are found with ``str.rfind`` and the set by one
+anchored regex over the reversed tail of the content. Tests: ``python -m pytest tests/test_rewards.py``.
+"""
+
+import re
+from collections.abc import Callable, Iterable
+
+Completion = str | list[dict[str, str]]
+
+_MAX_DIGITS = 18
+_MAX_SET_CHARS = 10_000
+_TRAILING = " \t\r\n.*`"
+_INTRODUCERS = "=:∈*`"
+# Matched on the reversed content so that re.match (anchored, no rescans) finds the trailing set in linear time;
+# nothing follows the loop, so the greedy first try always succeeds and never backtracks. Reversed, a sign "-"
+# comes right after its digits and must not be followed by a letter or digit.
+_SET_RUN_REVERSED = re.compile(r"(?:[\s0-9,;{}\[\]()$\\]+|(?<=[0-9])-(?!\w)|(?i:ro|dna)(?![^\W\d_])|tfel\\|thgir\\)*")
+_INT = re.compile(r"-?[0-9]+")
+_BRACE = re.compile(r"[{}]")
+
+
+def completion_text(completion: Completion) -> str:
+    """The text of a completion: a string, or the content of the last message of a chat-format completion.
+
+    >>> completion_text([{"role": "assistant", "content": "<answer>3</answer>"}])
+    '<answer>3</answer>'
+    """
+    return completion if isinstance(completion, str) else completion[-1]["content"]
+
+
+def _boxed_content(text: str) -> str | None:
+    start = text.rfind("\\boxed{")
+    if start == -1:
+        return None
+    begin = start + len("\\boxed{")
+    depth = 1
+    # The window bounds the Python-level brace loop on adversarial input such as "\boxed{" + "{}" * 10**6.
+    for brace in _BRACE.finditer(text, begin, begin + _MAX_SET_CHARS):
+        depth += 1 if brace.group() == "{" else -1
+        if depth == 0:
+            return text[begin : brace.start()]
+    return None
+
+
+def _introduces(prose: str, run: str) -> bool:
+    # Comparisons end in "=" too, but "x >= 3" is a range, not the set {3}.
+    if prose.endswith(("<=", ">=", "!=")):
+        return False
+    return prose[-1] in _INTRODUCERS or (prose[-1].isalpha() and run[0] not in "-0123456789")
+
+
+def _parse_set(content: str) -> frozenset[int] | None:
+    content = content.rstrip(_TRAILING)
+    # Only the tail can hold an admissible set, so a huge content costs a slice, not a scan.
+    size = _SET_RUN_REVERSED.match(content[-_MAX_SET_CHARS - 1 :][::-1]).end()
+    if size > _MAX_SET_CHARS:
+        return None
+    split = len(content) - size
+    prose, run = content[:split], content[split:]
+    tokens = set(_INT.findall(run))
+    if not tokens:
+        return None if prose else frozenset()
+    if prose and not _introduces(prose, run):
+        return None
+    if max(map(len, tokens)) > _MAX_DIGITS:
+        # Rare path: leading zeros or a huge number; int() would also refuse strings past 4300 digits.
+        tokens = {("-" if t[0] == "-" else "") + (t.lstrip("-0") or "0") for t in tokens}
+        if max(len(t.lstrip("-")) for t in tokens) > _MAX_DIGITS:
+            return None
+    return frozenset(map(int, tokens))
+
+
+def parse_answer(text: str) -> frozenset[int] | None:
+    r"""The set of integers a completion answers, or None when it gives no readable answer (rules: module doc).
+
+    >>> sorted(parse_answer("<think>maybe {1}</think> <answer>{7, 3, 3}</answer>"))
+    [3, 7]
+    >>> sorted(parse_answer(r"so r is 2 or 5, and the result is \boxed{\{-1, 4\}}"))
+    [-1, 4]
+    >>> parse_answer("<answer>3-5</answer>") is None
+    True
+    """
+    close = text.rfind("</answer>")
+    start = text.rfind("<answer>", 0, close) if close != -1 else -1
+    if start != -1:
+        return _parse_set(text[start + len("<answer>") : close])
+    boxed = _boxed_content(text)
+    return None if boxed is None else _parse_set(boxed)
+
+
+def exact_match(pred: frozenset[int] | None, gold: Iterable[int]) -> float:
+    """1.0 when the predicted set equals the gold set, else 0.0 (also for an unreadable answer).
+
+    >>> exact_match(frozenset({3, 7}), [3, 7]), exact_match(None, [3])
+    (1.0, 0.0)
+    """
+    return float(pred is not None and pred == frozenset(gold))
+
+
+def set_f1(pred: frozenset[int] | None, gold: Iterable[int]) -> float:
+    """Set F1 between the predicted and gold sets; 0.0 for an unreadable answer, 1.0 when both are empty.
+
+    >>> set_f1(frozenset({3, 7}), [3, 8])
+    0.5
+    """
+    if pred is None:
+        return 0.0
+    gold = frozenset(gold)
+    if pred == gold:
+        return 1.0
+    return 2 * len(pred & gold) / (len(pred) + len(gold))
+
+
+def answer_reward(completions: list[Completion], answer: list[list[int]], **kwargs) -> list[float]:
+    """Set exact match against the ``answer`` column: the RL reward.
+
+    >>> answer_reward(["<answer>{3, 7}</answer>", "<answer>{3}</answer>", "no answer"], [[3, 7], [3, 7], [3]])
+    [1.0, 0.0, 0.0]
+    """
+    return [exact_match(parse_answer(completion_text(c)), gold) for c, gold in zip(completions, answer, strict=True)]
+
+
+def f1_reward(completions: list[Completion], answer: list[list[int]], **kwargs) -> list[float]:
+    """Set F1 against the ``answer`` column: partial credit.
+
+    >>> f1_reward([[{"role": "assistant", "content": "<answer>3, 8</answer>"}]], [[3, 7]])
+    [0.5]
+    """
+    return [set_f1(parse_answer(completion_text(c)), gold) for c, gold in zip(completions, answer, strict=True)]
+
+
+def _well_formatted(text: str) -> bool:
+    if text.count("<answer>") != 1 or text.count("</answer>") != 1:
+        return False
+    start, close = text.find("<answer>"), text.find("</answer>")
+    if close < start or _parse_set(text[start + len("<answer>") : close]) is None:
+        return False
+    thinks = (text.count("<think>"), text.count("</think>"))
+    return thinks == (0, 0) or (thinks == (1, 1) and text.find("<think>") < text.find("</think>") < start)
+
+
+def format_reward(completions: list[Completion], **kwargs) -> list[float]:
+    """1.0 for exactly one readable ``<answer>`` block, after at most one ``<think>`` block; other text is free.
+
+    >>> format_reward(["<think>r is 2</think><answer>{3}</answer>", "<answer>1</answer><answer>2</answer>"])
+    [1.0, 0.0]
+    """
+    return [float(_well_formatted(completion_text(c))) for c in completions]
+
+
+REWARDS: dict[str, Callable[..., list[float]]] = {"answer": answer_reward, "f1": f1_reward, "format": format_reward}

@@ -1,0 +1,134 @@
+"""The run folder every trainer shares: resolved recipe, data + manifest, metrics.jsonl, checkpoints, resume.
+
+```
+<output_dir>/
+  recipe.yaml            the resolved recipe (also copied into every checkpoint)
+  data/                  train.jsonl, test.jsonl, manifest.json
+  metrics.jsonl          one JSON object per log step (W&B offline files have no Python reader)
+  checkpoint-N/          adapter + tokenizer (save_pretrained) + optimizer/scheduler/RNG state
+  final/                 the last adapter + tokenizer + recipe.yaml: loads in plain transformers + peft
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from cftrain.data import build_mixture, counts, read_jsonl
+from cftrain.recipes import Recipe, save_recipe
+
+
+@dataclass
+class Run:
+    dir: Path
+    train: list[dict]
+    test: list[dict]
+    resume_from: str | None
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def prepare_run(recipe: Recipe, resume: bool = True) -> Run:
+    """Create the run folder, write the recipe and the data (main process), and find a checkpoint to resume."""
+    out = Path(recipe.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_MODE", recipe.logging.mode)
+    os.environ.setdefault("WANDB_PROJECT", recipe.logging.project)
+    os.environ.setdefault("WANDB_DIR", str(out))
+    data_dir = out / "data"
+    if is_main_process():
+        save_recipe(recipe, out / "recipe.yaml")
+        if recipe.data.train or recipe.data.test:
+            build_mixture(recipe.data.train, recipe.data.test, data_dir)
+        for name, path in (("train", recipe.data.train_path), ("test", recipe.data.test_path)):
+            if path:
+                data_dir.mkdir(exist_ok=True)
+                shutil.copyfile(path, data_dir / f"{name}.jsonl")
+    _wait_for(data_dir / ("train.jsonl" if recipe.data.train or recipe.data.train_path else "manifest.json"))
+    train = read_jsonl(data_dir / "train.jsonl") if (data_dir / "train.jsonl").exists() else []
+    test = read_jsonl(data_dir / "test.jsonl") if (data_dir / "test.jsonl").exists() else []
+    if not train:
+        raise ValueError("data: no training records; set data.train or data.train_path")
+    if is_main_process() and (recipe.data.train_path or recipe.data.test_path):
+        (data_dir / "manifest.json").write_text(
+            json.dumps({"train": {"counts": counts(train)}, "test": {"counts": counts(test)}}, indent=2) + "\n"
+        )
+    last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
+    return Run(out, train, test, last)
+
+
+def _wait_for(path: Path, timeout: float = 600.0) -> None:
+    """Non-main processes wait for the main process to write the data (no process group exists yet)."""
+    start = time.time()
+    while not path.exists():
+        if time.time() - start > timeout:
+            raise TimeoutError(f"{path} was not written by the main process")
+        time.sleep(0.2)
+
+
+class MetricsLogger(TrainerCallback):
+    """Append every log to <output_dir>/metrics.jsonl on the main process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n")
+
+
+class RecipeInCheckpoints(TrainerCallback):
+    """Copy recipe.yaml into each checkpoint so a checkpoint alone says how it was trained and prompted."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            checkpoint = self.run_dir / f"checkpoint-{state.global_step}"
+            if checkpoint.is_dir():
+                shutil.copyfile(self.run_dir / "recipe.yaml", checkpoint / "recipe.yaml")
+
+
+def lora_config(recipe: Recipe):
+    """PEFT LoraConfig from the recipe (None when LoRA is off: full fine-tuning)."""
+    if not recipe.lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=recipe.lora.r,
+        lora_alpha=recipe.lora.alpha,
+        lora_dropout=recipe.lora.dropout,
+        target_modules=recipe.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def model_init_kwargs(recipe: Recipe) -> dict:
+    import torch
+
+    if recipe.model.dtype == "auto":
+        return {"dtype": "auto" if torch.cuda.is_available() else torch.float32}
+    return {"dtype": getattr(torch, recipe.model.dtype)}
+
+
+def save_final(trainer, run: Run) -> Path:
+    """Save the trained adapter + tokenizer + recipe to <run>/final."""
+    final = run.dir / "final"
+    trainer.save_model(str(final))
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(str(final))
+        shutil.copyfile(run.dir / "recipe.yaml", final / "recipe.yaml")
+    return final
