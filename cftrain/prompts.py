@@ -85,7 +85,7 @@ def rationale(record: Mapping) -> str:
         outputs = program.table(obs["inputs"], space)
         consistent = [latent for latent, y in zip(space, outputs) if y == obs["output"]]
         runs = " ".join(
-            f"{_call(program.entry, program.params, {**obs['inputs'], **l})}={y}" for l, y in zip(space, outputs)
+            f"{_call(program.entry, program.params, {**obs['inputs'], **lt})}={y}" for lt, y in zip(space, outputs)
         )
         if len(names) == 1:
             found = _fmt([latent[names[0]] for latent in consistent])
