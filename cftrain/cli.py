@@ -132,6 +132,10 @@ def cmd_train(args: argparse.Namespace) -> None:
             train = [r for s in recipe.data.train for r in s.records("train")]
         print(yaml.safe_dump({"data_manifest": {"train": counts(train)}}, sort_keys=False), end="")
         return
+    from cftrain.recipes import trainer_config
+
+    with bad_input():
+        trainer_config(recipe)  # this machine can run it (bf16 needs a GPU, ...)
     if recipe.method == "sft":
         from cftrain.sft import main as train
     elif recipe.method == "ppo":
@@ -140,6 +144,48 @@ def cmd_train(args: argparse.Namespace) -> None:
         from cftrain.grpo import main as train
     final = train(recipe, resume=not args.no_resume)
     print(f"saved {final}", file=sys.stderr)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from cftrain.evaluate import default_out, run_eval
+    from cftrain.prompts import PromptConfig
+
+    for path in (args.model, args.adapter):
+        if path and (os.sep in path or path.startswith(".")) and not Path(path).exists():
+            raise UsageError(f"{path}: no such folder")
+    if args.n is not None and args.n <= 0:
+        raise UsageError(f"--n must be > 0; got {args.n}")
+    with bad_input():
+        prompt = PromptConfig(template=args.template) if args.template else None
+        out = Path(args.out) if args.out else default_out(args.model, args.adapter)
+        result = run_eval(
+            args.model,
+            args.adapter,
+            args.suite,
+            args.n,
+            args.variants,
+            args.samples or 1,
+            out,
+            args.max_new_tokens,
+            args.batch_size,
+            args.temperature,
+            prompt,
+            args.backend,
+            alignment=args.alignment,
+            seed=args.seed,
+        )
+    metrics = result["metrics"]
+    for key in sorted(k for k in metrics if k.endswith("/em") and not k.startswith(("id/", "ood/", "all/"))):
+        print(f"{key[:-3]:<32} EM {100 * metrics[key]:5.1f}%  F1 {100 * metrics[key[:-3] + '/f1']:5.1f}%")
+    print(f"wrote {out / 'metrics.json'} and {out / 'samples.jsonl'}", file=sys.stderr)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from cftrain.report import write_report
+
+    with bad_input():
+        path = write_report(args.dirs, args.out, args.names)
+    print(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,6 +228,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint (the default)")
     p.add_argument("--no-resume", action="store_true", help="start fresh even if output_dir has checkpoints")
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a model, adapter or checkpoint on the frozen suites")
+    p.add_argument("--model", required=True, help="Hub id, cftrain:NAME, model folder, or <run>/final | checkpoint-N")
+    p.add_argument("--adapter", help="a PEFT adapter folder on top of --model")
+    p.add_argument("--suite", nargs="+", default=["id", "ood"], help="id | ood | all | FAMILY | FILE.jsonl ...")
+    p.add_argument("--n", type=int, help="first N items per family x variant (default: all)")
+    p.add_argument("--variants", nargs="+", help="counterfactual | interventional | abduction (default: all)")
+    p.add_argument("--samples", type=int, help="completions per item (default 1: greedy)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy; 1.0 is used when --samples > 1")
+    p.add_argument("--alignment", action="store_true", help="also pass@1/4/16 at T=1.0 (model-task alignment)")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call")
+    p.add_argument("--template", choices=["plain", "chat"], help="override the prompt template of the recipe")
+    p.add_argument("--backend", default="auto", help="auto | transformers | vllm (auto: vllm on a GPU if installed)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--out", help="output folder (default: <run>/eval[-checkpoint-N] or evals/<model>)")
+    p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("report", help="markdown tables + PNG plots from eval and run folders")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="eval folders (metrics.json) or run folders")
+    p.add_argument("--out", required=True, help="output folder for report.md and the PNGs")
+    p.add_argument("--names", nargs="+", help="one display name per DIR (default: folder names)")
+    p.set_defaults(fn=cmd_report)
 
     return parser
 

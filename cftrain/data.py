@@ -66,6 +66,7 @@ def write_jsonl(records: Iterable[Mapping], path: str | Path) -> str:
                 line = json.dumps(record, sort_keys=True) + "\n"
                 digest.update(line.encode())
                 f.write(line)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -77,7 +77,8 @@ def check_source(source: str, entry: str) -> ast.Module:
                 raise UnsafeProgram(f"only calls to {sorted(_ALLOWED_CALLS)} are allowed")
         if isinstance(node, ast.For):
             it = node.iter
-            if not (isinstance(node.target, ast.Name) and isinstance(it, ast.Call) and it.func.id == "range"):
+            is_range = isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
+            if not (isinstance(node.target, ast.Name) and is_range):
                 raise UnsafeProgram("for loops must be `for name in range(...)`")
     return tree
 
@@ -182,14 +183,26 @@ def load_program(source: str, entry: str = "f") -> Program:
 
 
 def _structure(tree: ast.Module) -> str:
-    return hashlib.sha1(_CONSTANT.sub("Constant(0)", ast.dump(tree)).encode()).hexdigest()[:16]
+    # Constants and names are abstracted: names become v0, v1, ... in order of first appearance, so renaming a
+    # variable (or a word problem's noun) does not make a "new" structure.
+    names: dict[str, str] = {}
+
+    def canonical(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in _ALLOWED_CALLS:
+            name = names.setdefault(name, f"v{len(names)}")
+        return f"{match.group(1)}'{name}'"
+
+    dumped = _NAME.sub(canonical, ast.dump(tree))
+    return hashlib.sha1(_CONSTANT.sub("Constant(0)", dumped).encode()).hexdigest()[:16]
 
 
 _CONSTANT = re.compile(r"Constant\(value=-?\d+\)")
+_NAME = re.compile(r"((?:id|arg|name)=)'(\w+)'")
 
 
 def structure_hash(source: str, entry: str = "f") -> str:
-    """Hash of the program's AST with integer constants abstracted: same shape, other numbers -> same hash.
+    """Hash of the program's AST with integer constants and names abstracted: same shape -> same hash.
 
     >>> structure_hash("def f(x, r):\n    return x + 3") == structure_hash("def f(x, r):\n    return x + 7")
     True

@@ -219,9 +219,19 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
                 raise ValueError(f"override --{key}: missing value")
             value = args[i + 1]
             i += 1
-        out[key] = yaml.safe_load(value)
+        out[key] = _scalar(value)
         i += 1
     return out
+
+
+def _scalar(text: str) -> Any:
+    # YAML 1.1 reads `1e-6` as a string; a user typing it on a command line means the float.
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
 
 
 def _set(raw: dict, dotted: str, value: Any) -> None:
@@ -245,7 +255,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
     for key, value in (overrides or {}).items():
         _set(raw, key, value)
     recipe = _build(Recipe, raw, "")
-    trainer_config(recipe)  # validate the trainer block now, before any model loads
+    trainer_config(recipe, hardware=False)  # validate the trainer block now, before any model loads
     return recipe
 
 
@@ -264,8 +274,12 @@ _TRL_CONFIGS = {"sft": "SFTConfig", "grpo": "GRPOConfig", "rloo": "RLOOConfig"}
 _OWNED = {"output_dir": "output_dir", "seed": "seed", "report_to": "logging.wandb", "reward_weights": "rewards"}
 
 
-def trainer_config(recipe: Recipe):
-    """The TRL config dataclass for the recipe's method, built from `trainer:` (None for ppo, see ppo.py)."""
+def trainer_config(recipe: Recipe, hardware: bool = True):
+    """The TRL config dataclass for the recipe's method, built from `trainer:` (PPOSettings for ppo).
+
+    With `hardware=False` the fields are validated without checking this machine can run them (a bf16 GPU
+    recipe still parses on a CPU laptop); training uses `hardware=True`.
+    """
     if recipe.method == "ppo":
         from cftrain.ppo import PPOSettings
 
@@ -289,6 +303,10 @@ def trainer_config(recipe: Recipe):
     }
     if recipe.method != "sft":
         kwargs["reward_weights"] = list(recipe.rewards.values())
+    if not hardware:
+        kwargs.update(bf16=False, fp16=False)
+        if recipe.method != "sft":
+            kwargs["use_vllm"] = False
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:

@@ -77,10 +77,17 @@ def _wait_for(path: Path, timeout: float = 600.0) -> None:
 
 
 class MetricsLogger(TrainerCallback):
-    """Append every log to <output_dir>/metrics.jsonl on the main process."""
+    """Append every log to <output_dir>/metrics.jsonl on the main process, after a `start` line per launch."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, resumed_from: str | None = None) -> None:
         self.path = Path(path)
+        self.resumed_from = resumed_from
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            start = {"event": "start", "world_size": args.world_size, "resumed_from": self.resumed_from}
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, "time": time.time(), **start}) + "\n")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:

@@ -36,7 +36,7 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=lora_config(recipe),
-        callbacks=[MetricsLogger(run.dir / "metrics.jsonl"), RecipeInCheckpoints(run.dir), hook],
+        callbacks=[MetricsLogger(run.dir / "metrics.jsonl", run.resume_from), RecipeInCheckpoints(run.dir), hook],
     )
     hook.attach(trainer)
 

@@ -65,6 +65,7 @@ def test_paper_example_without_abduction_need():
         "def f(x, r):\n    return (lambda: 1)()",
         "def f(x, r):\n    return eval('1')",
         "def f(x, r):\n    for i in [1, 2]:\n        x = i\n    return x",
+        "def f(x, r):\n    for i in x.y():\n        x = i\n    return x",
         "def f(x, r):\n    _a = 1\n    return _a",
         "def f(x, r):\n    a = b = 1\n    return a",
         "def g(x, r):\n    return 1",
@@ -128,7 +129,8 @@ def test_structure_hash_abstracts_constants_only():
     a = structure_hash("def f(x, r):\n    return (x + 3) % 7")
     assert a == structure_hash("def f(x, r):\n    return (x + 11) % 5")
     assert a != structure_hash("def f(x, r):\n    return (x - 3) % 7")
-    assert a != structure_hash("def f(x, r):\n    return (r + 3) % 7")
+    assert a == structure_hash("def f(y, s):\n    return (y + 3) % 7"), "names are abstracted"
+    assert a != structure_hash("def f(x, r):\n    return (r + 3) % 7"), "which parameter is used still matters"
 
 
 def test_unknown_variant():

@@ -129,7 +129,9 @@ def _parse_value(key: str, value: Any, default: Any) -> Any:
 
 
 def config_key(cfg: FamilyConfig) -> str:
-    return hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:8]
+    """Hash of the knobs that define the distribution (max_attempts only bounds the search, so it is left out)."""
+    knobs = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "max_attempts"}
+    return hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ _RELAX = {
     "split": "split (use split=any) or add structure knobs",
     "no-change": "the intervention knobs",
     "error": "the value ranges",
-    "uninformative": "the value ranges (widen x or the hidden range)",
+    "uninformative": "the hidden variable's range knobs (widen them) or the input range knobs",
     "answer-size": "min_answer_size/max_answer_size",
     "abduction-unneeded": "require_abduction (set require_abduction=false)",
 }

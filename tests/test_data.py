@@ -1,0 +1,103 @@
+"""Mixtures, manifests, frozen suites and datasets. Run: pytest tests/test_data.py"""
+
+import json
+
+import pytest
+
+from cftrain.data import (
+    DATA_DIR,
+    ID_FAMILIES,
+    OOD_FAMILIES,
+    Source,
+    build_mixture,
+    load_suite,
+    read_jsonl,
+    sha256_file,
+    suite_records,
+    to_dataset,
+    write_jsonl,
+)
+from cftrain.execution import solve
+from cftrain.prompts import PromptConfig, build_prompt, rationale
+
+
+def test_mixture_has_manifest_and_no_shared_structure(tmp_path):
+    manifest = build_mixture(
+        [Source("if_else", 30, ["counterfactual"], seed=0)],
+        [Source("if_else", 10, "all", seed=1), Source("while", 5, ["counterfactual"], seed=1)],
+        tmp_path,
+    )
+    train, test = read_jsonl(tmp_path / "train.jsonl"), read_jsonl(tmp_path / "test.jsonl")
+    assert manifest["train"]["counts"] == {"if_else/counterfactual": 30}
+    assert manifest["test"]["counts"]["if_else/abduction"] == 10
+    assert manifest["structure_overlap"] == 0
+    assert not {r["meta"]["structure"] for r in train} & {r["meta"]["structure"] for r in test}
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+    assert manifest["train"]["sha256"] == sha256_file(tmp_path / "train.jsonl")
+
+
+def test_source_validation():
+    with pytest.raises(ValueError, match="unknown family"):
+        Source("nope", 1)
+    with pytest.raises(ValueError, match="n must be > 0"):
+        Source("if_else", 0)
+    with pytest.raises(ValueError, match="not offered"):
+        Source("multi_r", 1, ["abduction"])
+    with pytest.raises(ValueError, match="unknown knob"):
+        Source("if_else", 1, knobs={"depthh": 2})
+
+
+def test_write_jsonl_is_atomic(tmp_path):
+    path = tmp_path / "out.jsonl"
+
+    def broken():
+        yield {"a": 1}
+        raise RuntimeError("generator died")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(broken(), path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("family", ID_FAMILIES + OOD_FAMILIES)
+def test_frozen_suites_match_their_checksums_and_regenerate(family):
+    manifest = json.loads((DATA_DIR / "MANIFEST.json").read_text())
+    path = DATA_DIR / "suites" / f"{family}.jsonl"
+    assert sha256_file(path) == manifest["files"][f"suites/{family}.jsonl"]["sha256"]
+    lines = path.read_text().splitlines()
+    # Regenerating the first items from code gives the same bytes (the full file is checked by `make data`).
+    regenerated = [json.dumps(r, sort_keys=True) for r in suite_records(family, items=5)]
+    assert lines[: len(regenerated)] == regenerated
+
+
+def test_frozen_suites_hold_out_training_structures():
+    train = [r for r in Source("if_else", 300, ["counterfactual"]).records("train")]
+    assert not {r["meta"]["structure"] for r in train} & {r["meta"]["structure"] for r in load_suite("id")}
+
+
+def test_load_suite_subsets():
+    records = load_suite("id", n=3, variants=["counterfactual", "abduction"])
+    assert [(r["family"], r["variant"]) for r in records].count(("if_else", "counterfactual")) == 3
+    assert {r["variant"] for r in records} == {"counterfactual", "abduction"}
+    assert all(solve(r) == r["answer"] for r in records)
+    with pytest.raises(ValueError, match="unknown suite"):
+        load_suite("nope")
+
+
+def test_prompts_and_dataset():
+    records = load_suite("all", n=2)
+    chat = to_dataset(records, PromptConfig("chat", system_prompt="Be exact."), with_rationale=True)
+    assert chat[0]["prompt"][0] == {"role": "system", "content": "Be exact."}
+    assert chat[0]["completion"][0]["role"] == "assistant"
+    plain = to_dataset(records, PromptConfig("plain", scaffold="abduct-act-predict"))
+    assert plain[0]["prompt"].startswith(records[0]["question"]) and "Abduction" in plain[0]["prompt"]
+    assert plain["answer"] == [r["answer"] for r in records]
+    with pytest.raises(ValueError, match="prompt.template must be one of plain, chat"):
+        PromptConfig("alpaca")
+
+
+def test_rationale_shape():
+    r = load_suite("id", n=1, variants=["counterfactual"])[0]
+    lines = rationale(r).splitlines()
+    assert [line.split(":")[0] for line in lines[:3]] == ["Abduction", "Intervention", "Prediction"]
+    assert build_prompt(r, PromptConfig("plain")) == r["question"] + "\n\n"
