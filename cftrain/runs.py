@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from cftrain.data import build_mixture, counts, read_jsonl
 from cftrain.recipes import Recipe, save_recipe
@@ -63,8 +62,17 @@ def prepare_run(recipe: Recipe, resume: bool = True) -> Run:
         (data_dir / "manifest.json").write_text(
             json.dumps({"train": {"counts": counts(train)}, "test": {"counts": counts(test)}}, indent=2) + "\n"
         )
-    last = get_last_checkpoint(str(out)) if resume and out.is_dir() else None
-    return Run(out, train, test, last)
+    return Run(out, train, test, last_checkpoint(out) if resume else None)
+
+
+def last_checkpoint(run_dir: str | Path) -> str | None:
+    """The newest *complete* checkpoint-N: a process killed mid-save leaves a folder without trainer_state.json
+    (the Trainer writes it last), and resuming from that would fail or load partial weights."""
+    checkpoints = sorted(Path(run_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for checkpoint in checkpoints:
+        if (checkpoint / "trainer_state.json").exists():
+            return str(checkpoint)
+    return None
 
 
 def _wait_for(path: Path, timeout: float = 600.0) -> None:
