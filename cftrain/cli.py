@@ -175,8 +175,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
             seed=args.seed,
         )
     metrics = result["metrics"]
-    for key in sorted(k for k in metrics if k.endswith("/em") and not k.startswith(("id/", "ood/", "all/"))):
-        print(f"{key[:-3]:<32} EM {100 * metrics[key]:5.1f}%  F1 {100 * metrics[key[:-3] + '/f1']:5.1f}%")
+    groups = sorted(k[:-3] for k in metrics if k.endswith("/em") and "/all/" not in k and not k.startswith("all/"))
+    for group in [*groups, "all/all"]:
+        print(f"{group:<32} EM {100 * metrics[group + '/em']:5.1f}%  F1 {100 * metrics[group + '/f1']:5.1f}%")
     print(f"wrote {out / 'metrics.json'} and {out / 'samples.jsonl'}", file=sys.stderr)
 
 
@@ -186,6 +187,33 @@ def cmd_report(args: argparse.Namespace) -> None:
     with bad_input():
         path = write_report(args.dirs, args.out, args.names)
     print(path)
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from cftrain.models import merge_adapter
+
+    with bad_input():
+        print(merge_adapter(args.adapter, args.out, args.dtype))
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from cftrain.data import write_jsonl
+    from cftrain.distill import provenance, sample_teacher, verified_traces
+    from cftrain.problems import generate, get_family
+    from cftrain.prompts import PromptConfig
+
+    with bad_input():
+        family = get_family(args.family)
+        records = list(generate(family, args.variant, args.n, args.seed, family.make_config(**_knobs(args.set))))
+        prompt = PromptConfig(args.template, scaffold=args.scaffold)
+    out = _writable_file(args.out)
+    texts = sample_teacher(args.teacher, records, prompt, samples=args.samples, temperature=args.temperature,
+                           max_new_tokens=args.max_new_tokens, endpoint_model=args.endpoint_model)  # fmt: skip
+    kept = verified_traces(
+        records, texts, provenance(args.teacher, args.samples, args.temperature, args.max_new_tokens)
+    )
+    write_jsonl(kept, out)
+    print(f"kept {len(kept)}/{len(records)} records with a verified trace -> {out}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,6 +249,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="tiny", help="micro | tiny | small")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=cmd_tiny_model)
+
+    p = sub.add_parser("merge", help="fold a LoRA adapter into its base model (a plain full checkpoint)")
+    p.add_argument("--adapter", required=True, help="adapter folder (e.g. runs/x/final)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    p.set_defaults(fn=cmd_merge)
+
+    p = sub.add_parser("distill", help="sample a teacher and keep verified traces (SFT data)")
+    p.add_argument("--teacher", required=True, help="model folder / Hub id / cftrain:NAME, or an http(s) /v1 URL")
+    p.add_argument("--endpoint-model", default="default", help="model name sent to a URL endpoint")
+    p.add_argument("--family", default="if_else")
+    p.add_argument("--variant", default="counterfactual")
+    p.add_argument("--n", type=int, required=True, help="number of items")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE")
+    p.add_argument("--samples", type=int, default=4, help="teacher samples per item")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--template", default="chat", help="plain | chat")
+    p.add_argument("--scaffold", default="none", help="none | abduct-act-predict")
+    p.add_argument("--out", required=True, help="output .jsonl")
+    p.set_defaults(fn=cmd_distill)
 
     p = sub.add_parser("train", help="run a training recipe (sft | grpo | rloo | ppo)")
     p.add_argument("recipe", help="recipe YAML file")

@@ -266,3 +266,23 @@ def load_tokenizer(name_or_path: str, gguf_file: str | None = None, padding_side
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
     return tokenizer
+
+
+def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "auto") -> Path:
+    """Fold a LoRA adapter into its base model and save a plain full checkpoint (+ tokenizer, + recipe.yaml)."""
+    import json
+
+    from peft import PeftModel
+
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    config = adapter_dir / "adapter_config.json"
+    if not config.exists():
+        raise ValueError(f"{adapter_dir} holds no adapter_config.json: not a LoRA adapter folder")
+    base = json.loads(config.read_text())["base_model_name_or_path"]
+    model = PeftModel.from_pretrained(load_model(base, dtype=dtype), str(adapter_dir)).merge_and_unload()
+    model.save_pretrained(out_dir)
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base
+    load_tokenizer(str(tokenizer_source)).save_pretrained(out_dir)
+    if (adapter_dir / "recipe.yaml").exists():
+        shutil.copyfile(adapter_dir / "recipe.yaml", out_dir / "recipe.yaml")
+    return out_dir
