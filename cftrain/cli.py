@@ -216,6 +216,15 @@ def cmd_distill(args: argparse.Namespace) -> None:
     print(f"kept {len(kept)}/{len(records)} records with a verified trace -> {out}", file=sys.stderr)
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    from cftrain.demo import main as demo
+
+    with bad_input():
+        if args.minutes <= 0:
+            raise UsageError(f"--minutes must be > 0; got {args.minutes}")
+    demo(args.out, args.minutes, args.seed, args.model)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cftrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -249,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="tiny", help="micro | tiny | small")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=cmd_tiny_model)
+
+    p = sub.add_parser("demo", help="the whole pipeline on the embedded model: data, SFT, GRPO, eval, report")
+    p.add_argument("--out", default="runs/demo", help="output folder")
+    p.add_argument("--minutes", type=float, default=15.0, help="budget on 2 CPU cores; scales the step counts")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="tiny", choices=["tiny", "smollm2"], help="embedded model to train")
+    p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("merge", help="fold a LoRA adapter into its base model (a plain full checkpoint)")
     p.add_argument("--adapter", required=True, help="adapter folder (e.g. runs/x/final)")

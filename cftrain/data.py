@@ -150,8 +150,10 @@ def load_suite(name: str, n: int | None = None, variants: Iterable[str] | None =
         records = []
         for family in families:
             path = DATA_DIR / "suites" / f"{family}.jsonl"
-            if not path.exists():
+            if family not in ID_FAMILIES + OOD_FAMILIES:
                 raise ValueError(f"unknown suite {name!r}; suites: id, ood, all, a family name, or a .jsonl path")
+            if not path.exists():
+                raise ValueError(f"suite file {path} is missing; regenerate it with `cftrain suites`")
             records += read_jsonl(path)
     keep = set(variants) if variants else set(VARIANTS)
     seen: Counter = Counter()

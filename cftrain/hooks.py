@@ -43,7 +43,7 @@ class EvalHook(TrainerCallback):
             max_new_tokens=self.settings.max_new_tokens,
             batch_size=self.settings.batch_size,
         )
-        logged = {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
+        logged = {f"eval/{k}": v for k, v in metrics.items() if k.endswith(("/em", "/f1", "/format", "/gap"))}
         if self.trainer is not None:
             self.trainer.log(logged)
         return logged

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # Bump when the build (or default_corpus) changes, so that caches built by older code are not reused.
-CACHE_VERSION = "v2"  # bump when default_corpus or the architecture changes
+CACHE_VERSION = "v3"  # bump when default_corpus or the architecture changes
 
 TINY_SIZES = {
     # For unit tests only.
@@ -80,12 +80,12 @@ def default_corpus(items: int = 40) -> list[str]:
     Deterministic: the first `items` items of each family (all variants) at default settings.
     """
     from cftrain.problems import FAMILIES, generate
-    from cftrain.prompts import SCAFFOLD_TEXT, rationale
+    from cftrain.prompts import SCAFFOLD_TEXT, compact_question, rationale
 
     texts = [SCAFFOLD_TEXT]
     for family in FAMILIES.values():
         for record in generate(family, "all", items, seed=0):
-            texts += [record["question"], rationale(record)]
+            texts += [record["question"], compact_question(record), rationale(record)]
     return texts
 
 
@@ -268,20 +268,37 @@ def load_tokenizer(name_or_path: str, gguf_file: str | None = None, padding_side
     return tokenizer
 
 
-def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "auto") -> Path:
-    """Fold a LoRA adapter into its base model and save a plain full checkpoint (+ tokenizer, + recipe.yaml)."""
+def _base_of(adapter_dir: Path) -> str:
+    """The model an adapter was trained on: its recipe's model (which may itself be an adapter folder), else the
+    adapter config's base (PEFT records the raw base even when training started from another adapter)."""
     import json
 
+    import yaml
+
+    recipe = adapter_dir / "recipe.yaml"
+    if recipe.exists():
+        return yaml.safe_load(recipe.read_text())["model"]["name_or_path"]
+    return json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
+def load_merged(name_or_path: str | Path, dtype: str = "auto"):
+    """Load a model; an adapter folder is loaded onto its base and merged, recursively for stacked adapters."""
     from peft import PeftModel
 
+    folder = Path(resolve_model(str(name_or_path)))
+    if not (folder / "adapter_config.json").exists():
+        return load_model(str(folder), dtype=dtype)
+    return PeftModel.from_pretrained(load_merged(_base_of(folder), dtype), str(folder)).merge_and_unload()
+
+
+def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "auto") -> Path:
+    """Fold a LoRA adapter (and any adapter it was trained on) into its base and save a plain full checkpoint."""
     adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
-    config = adapter_dir / "adapter_config.json"
-    if not config.exists():
+    if not (adapter_dir / "adapter_config.json").exists():
         raise ValueError(f"{adapter_dir} holds no adapter_config.json: not a LoRA adapter folder")
-    base = json.loads(config.read_text())["base_model_name_or_path"]
-    model = PeftModel.from_pretrained(load_model(base, dtype=dtype), str(adapter_dir)).merge_and_unload()
+    model = load_merged(adapter_dir, dtype)
     model.save_pretrained(out_dir)
-    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else base
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else _base_of(adapter_dir)
     load_tokenizer(str(tokenizer_source)).save_pretrained(out_dir)
     if (adapter_dir / "recipe.yaml").exists():
         shutil.copyfile(adapter_dir / "recipe.yaml", out_dir / "recipe.yaml")

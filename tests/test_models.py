@@ -95,13 +95,16 @@ def test_chat_template_masks_the_assistant_turn(micro_dir):
 def test_resolve_model_builds_once_and_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("CFTRAIN_HOME", str(tmp_path))
     path = models.resolve_model("cftrain:micro")
-    assert path == str(tmp_path / "models" / "micro-v1")
-    mtime = (tmp_path / "models" / "micro-v1" / "model.safetensors").stat().st_mtime_ns
+    assert path == str(tmp_path / "models" / f"micro-{models.CACHE_VERSION}")
+    mtime = (tmp_path / "models" / f"micro-{models.CACHE_VERSION}" / "model.safetensors").stat().st_mtime_ns
 
     monkeypatch.setattr(models, "build_tiny_model", lambda *a, **k: pytest.fail("rebuilt a cached model"))
     assert models.resolve_model("cftrain:micro") == path
-    assert (tmp_path / "models" / "micro-v1" / "model.safetensors").stat().st_mtime_ns == mtime
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [".micro-v1.lock", "micro-v1"]
+    assert (tmp_path / "models" / f"micro-{models.CACHE_VERSION}" / "model.safetensors").stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        f".micro-{models.CACHE_VERSION}.lock",
+        f"micro-{models.CACHE_VERSION}",
+    ]
 
 
 def test_build_once_is_race_safe(tmp_path):
@@ -113,7 +116,7 @@ def test_build_once_is_race_safe(tmp_path):
         (out_dir / "config.json").write_text("{}")
         return out_dir
 
-    out_dir = tmp_path / "models" / "x-v1"
+    out_dir = tmp_path / "models" / f"x-{models.CACHE_VERSION}"
     threads = [threading.Thread(target=models._build_once, args=(out_dir, slow_build)) for _ in range(2)]
     for thread in threads:
         thread.start()
