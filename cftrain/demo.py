@@ -77,15 +77,15 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0, mo
     (out / "data").mkdir(parents=True, exist_ok=True)
     easy = sft_recipe.data.train[0].knobs
     id_suite = out / "data" / "id_heldout.jsonl"
-    write_jsonl(
-        Source("if_else", 100, ["counterfactual", "interventional"], 10_000 + seed, easy).records("test"), id_suite
-    )
+    id_items, ood_items = max(10, round(100 * min(scale, 1.0))), max(2, round(10 * min(scale, 1.0)))
+    held_out = Source("if_else", id_items, ["counterfactual", "interventional"], 10_000 + seed, easy)
+    write_jsonl(held_out.records("test"), id_suite)
     prompt = sft_recipe.prompt  # base, SFT and GRPO all see the prompts the demo trains on
     folders = {"base": out / "base", "sft": out / "sft", "grpo": out / "grpo"}
     models = {"base": base, "sft": str(sft_final), "grpo": str(grpo_final)}
     for name, folder in folders.items():
         print(f"-- {name}")
-        for suite, n in ((str(id_suite), None), ("ood", 10)):
+        for suite, n in ((str(id_suite), None), ("ood", ood_items)):
             tag = "id" if suite.endswith(".jsonl") else "ood"
             run_eval(models[name], None, [suite], n, ["counterfactual", "interventional"], 1, folder / f"eval_{tag}",
                      max_new_tokens=160, batch_size=32, temperature=0.0, prompt=prompt)  # fmt: skip

@@ -17,6 +17,7 @@ _EXPRS = (
     "x + r", "r + x", "x - r", "r - x", "x * r", "x * {a} + r", "r * {a} + x", "(x + r) * {a}",
     "x * {a} - r", "x + r * {a}", "x * r + {a}", "(x + {a}) * r", "x * {a} * r", "r * {a} - x",
 )  # fmt: skip
+_SIMPLE = tuple(e for e in _EXPRS if "{a}" not in e)
 _R_CONDS = ("r >= {t}", "r < {t}", "r > {t}", "r <= {t}", "r % 2 == 0", "r % 3 == {u}")
 _X_CONDS = ("x >= {t}", "x < {t}", "x % 2 == 1", "x + r > {t}", "x * r < {t}")
 _RETURNS = ("(result * {a} - r) % {m}", "result % {m}", "(result + {a}) % {m}", "(result - x) % {m}")
@@ -36,6 +37,10 @@ class IfElseConfig(FamilyConfig):
     m_min: int = field(default=7, metadata={"help": "smallest modulus m"})
     m_max: int = field(default=40, metadata={"help": "largest modulus m"})
     coef_max: int = field(default=9, metadata={"help": "largest constant in expressions"})
+    simple: bool = field(
+        default=False,
+        metadata={"help": "branches compute only x+r, x-r, r-x, x*r (no constants): a tiny-model curriculum"},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,7 +83,7 @@ class IfElse(Family):
                 while other == then:
                     other = body(level + 1, indent + "    ")
                 return [f"{indent}if {fill(rng.choice(conds))}:", *then, f"{indent}else:", *other]
-            return [f"{indent}result = {fill(rng.choice(_EXPRS))}"]
+            return [f"{indent}result = {fill(rng.choice(_SIMPLE if cfg.simple else _EXPRS))}"]
 
         n = rng.randint(cfg.min_branches, cfg.max_branches)
         cuts = sorted(rng.sample(range(cfg.x_min + 1, cfg.x_max + 1), min(n - 1, cfg.x_max - cfg.x_min)))
