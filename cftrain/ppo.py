@@ -22,12 +22,15 @@ Details of RLHF with PPO", Huang et al. 2022; TRL's old PPOTrainer) in one reada
 
 The model stays in eval mode throughout: dropout off, so that rollout and update log-probs agree (Huang et al.
 detail 'disable dropout'). Each process rolls out its own shard of prompts; advantages are whitened per process, as
-in TRL's PPO; losses, clip fractions and KL are means over processes. Not done: vLLM generation (rollouts use
-`generate`), gradient checkpointing, and DeepSpeed ZeRO-3 (generation and saving use the unwrapped model).
+in TRL's PPO; losses, clip fractions and KL are means over processes. DDP and DeepSpeed ZeRO-2 (gradient clipping
+then comes from the accelerate config) are tested with two CPU processes: `pytest tests/test_ppo.py -m slow`.
+Not done: vLLM generation (rollouts use `generate`), gradient checkpointing, and DeepSpeed ZeRO-3 (rejected:
+generation and saving use the unwrapped model).
 
 Checkpoints (`<run>/checkpoint-N/`): the policy adapter (top level) and the critic (`critic/`) by save_pretrained,
 `value_head.safetensors`, the tokenizer, recipe.yaml, `trainer_state.json` (step, KL coefficient), and accelerate's
-state: optimizer, RNG of every process, and `model.safetensors` with the trainable weights only.
+state: optimizer, RNG of every process, and the trainable weights only (`model.safetensors`, or DeepSpeed's
+`pytorch_model/` saved with exclude_frozen_parameters), never the frozen base.
 """
 
 from __future__ import annotations
@@ -38,13 +41,13 @@ import random
 import shutil
 import time
 from collections import defaultdict
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch import nn
+from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 
 from cftrain.data import to_dataset
 from cftrain.hooks import EvalHook
@@ -57,7 +60,8 @@ POLICY, CRITIC = "default", "critic"  # PEFT saves the "default" adapter at the 
 
 @dataclass
 class PPOSettings:
-    """The `ppo:` block of a recipe. Defaults follow TRL's old PPOConfig / PPOv2 config and Huang et al. 2022."""
+    """The `ppo:` block of a recipe. The PPO defaults follow TRL's old PPOConfig and its PPOv2 config, Huang et al.
+    2022 and Ziegler et al. 2019; the loop sizes default small (CPU), recipes set them."""
 
     # ---- loop sizes
     steps: int = field(default=100, metadata={"help": "rollouts, each followed by one PPO update"})
@@ -230,7 +234,7 @@ class PolicyAndCritic(nn.Module):
         position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
         if self.critic is None:
             use_adapter(self.policy, CRITIC)
-        out = (self.critic or self.policy)(
+        out = (self.policy if self.critic is None else self.critic)(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -244,9 +248,11 @@ class PolicyAndCritic(nn.Module):
         return policy_logits(self.policy, input_ids, attention_mask, n), values
 
 
-def build_models(model_path: str, tokenizer, recipe: Recipe, args: PPOSettings) -> tuple[PolicyAndCritic, nn.Module]:
-    """The trainable PolicyAndCritic and the frozen reference: the PeftModel itself (call it under
-    `disable_adapter()`) when LoRA is on, else a frozen copy of the base."""
+def build_models(
+    model_path: str, tokenizer, recipe: Recipe, args: PPOSettings
+) -> tuple[PolicyAndCritic, nn.Module | None]:
+    """The trainable PolicyAndCritic and the frozen reference: None when LoRA is on (the policy's own base with the
+    adapters disabled serves), else a frozen copy of the base."""
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -269,8 +275,8 @@ def build_models(model_path: str, tokenizer, recipe: Recipe, args: PPOSettings) 
         use_adapter(policy, POLICY)
     else:
         critic = load(model_path)
-    net = PolicyAndCritic(policy, critic, (critic or policy).config.hidden_size)
-    return net.eval(), (reference.eval() if reference is not None else policy)
+    net = PolicyAndCritic(policy, critic, (policy if critic is None else critic).config.hidden_size)
+    return net.eval(), (reference.eval() if reference is not None else None)
 
 
 def save_models(net: PolicyAndCritic, folder: Path, with_critic: bool = True) -> None:
@@ -305,13 +311,17 @@ def prompt_rows(n: int, step: int, size: int, seed: int) -> list[int]:
 
 
 @torch.no_grad()
-def rollout(net: PolicyAndCritic, reference: nn.Module, tokenizer, rows: dict, args: PPOSettings, rewards: list):
+def rollout(
+    net: PolicyAndCritic, reference: nn.Module | None, tokenizer, rows: dict, args: PPOSettings, rewards: list
+):
     """Sample, score and evaluate one completion per prompt of `rows` (dataset columns); `rewards` holds (function,
     weight) pairs. Returns the tensors the update needs and each reward function's per-completion values."""
     device = net.value_head.weight.device
-    texts = [p if isinstance(p, str) else tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-             for p in rows["prompt"]]  # fmt: skip
-    query = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    prompts = rows["prompt"]
+    chat = not isinstance(prompts[0], str)  # messages (template: chat) or text (template: plain), as in to_dataset
+    texts = [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+    query = tokenizer(texts if chat else prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    query = query.to(device)
     sequences = net.policy.generate(
         **query,
         do_sample=True,
@@ -330,11 +340,10 @@ def rollout(net: PolicyAndCritic, reference: nn.Module, tokenizer, rows: dict, a
     # ---- score with the recipe's reward functions, called as TRL calls them
     ids = [r[m.bool()].tolist() for r, m in zip(response, mask)]
     decoded = tokenizer.batch_decode(ids, skip_special_tokens=True)
-    completions = [t if isinstance(p, str) else [{"role": "assistant", "content": t}]
-                   for p, t in zip(rows["prompt"], decoded)]  # fmt: skip
+    completions = [[{"role": "assistant", "content": t}] for t in decoded] if chat else decoded
     columns = {k: v for k, v in rows.items() if k != "prompt"}
     per_func = {
-        fn.__name__: torch.tensor(fn(prompts=rows["prompt"], completions=completions, completion_ids=ids, **columns))
+        fn.__name__: torch.tensor(fn(prompts=prompts, completions=completions, completion_ids=ids, **columns))
         for fn, _ in rewards
     }
     scores = sum(weight * per_func[fn.__name__] for fn, weight in rewards).float().to(device)
@@ -347,8 +356,12 @@ def rollout(net: PolicyAndCritic, reference: nn.Module, tokenizer, rows: dict, a
         logits, value = net(seq, att, n)
         logprobs.append(selective_log_softmax(logits, res, args.temperature))
         values.append(value)
-        with reference.disable_adapter() if reference is net.policy else nullcontext():
-            ref_logprobs.append(selective_log_softmax(policy_logits(reference, seq, att, n), res, args.temperature))
+        if reference is None:  # LoRA: the base itself, adapters disabled, is the reference
+            with net.policy.disable_adapter():
+                ref_logits = policy_logits(net.policy, seq, att, n)
+        else:
+            ref_logits = policy_logits(reference, seq, att, n)
+        ref_logprobs.append(selective_log_softmax(ref_logits, res, args.temperature))
     logprobs, values, ref_logprobs = torch.cat(logprobs), torch.cat(values), torch.cat(ref_logprobs)
 
     # ---- per-token rewards: the KL penalty on every token, the score on the last one
@@ -367,11 +380,12 @@ def advantages_and_returns(batch: dict, kl_coef: float, args: PPOSettings) -> di
     advantages, returns = gae(rewards, batch["values"], mask, args.gamma, args.lam)
     batch["advantages"] = whiten(advantages, mask) if args.whiten_advantages else advantages
     batch["returns"] = returns
-    residual_var = masked_var(returns - batch["values"], mask)
+    returns_var = masked_var(returns, mask).item()
+    residual_var = masked_var(returns - batch["values"], mask).item()
     return {
         "kl": batch["kl"].sum(1).mean().item(),  # sequence KL to the reference (k1), what the controller tracks
         "completion_length": mask.sum(1).mean().item(),
-        "explained_variance": (1.0 - residual_var / masked_var(returns, mask).clamp(min=1e-8)).item(),
+        "explained_variance": 1.0 - residual_var / returns_var if returns_var > 1e-8 else 0.0,
         "value_mean": masked_mean(batch["values"], mask).item(),
     }
 
@@ -395,35 +409,26 @@ def ppo_update(net, optimizer, accelerator, batch: dict, args: PPOSettings) -> d
             optimizer.step()
             optimizer.zero_grad()
             with torch.no_grad():
-                entropy = masked_mean(entropy_from_logits(logits / args.temperature), mb["mask"])
-            for key, value in (("loss/policy", pg_loss), ("loss/value", vf_loss), ("clipfrac/policy", pg_clipfrac),
-                               ("clipfrac/value", vf_clipfrac), ("approx_kl", approx_kl), ("entropy", entropy),
-                               ("grad_norm", grad_norm)):  # fmt: skip
-                if value is not None:
-                    stats[key].append(value.item())
+                entropy = masked_mean(entropy_from_logits(logits.detach() / args.temperature), mb["mask"])
+            stats["loss/policy"].append(pg_loss.item())
+            stats["loss/value"].append(vf_loss.item())
+            stats["clipfrac/policy"].append(pg_clipfrac.item())
+            stats["clipfrac/value"].append(vf_clipfrac.item())
+            stats["approx_kl"].append(approx_kl.item())
+            stats["entropy"].append(entropy.item())
+            if grad_norm is not None:  # a tensor, DeepSpeed's float, or None
+                stats["grad_norm"].append(float(grad_norm))
             # The same decision on every process, so that all take the same number of optimizer steps.
             if args.target_kl is not None and accelerator.reduce(approx_kl, "mean").item() > args.target_kl:
                 return {**{k: sum(v) / len(v) for k, v in stats.items()}, "ppo_epochs": epoch + 1}
     return {**{k: sum(v) / len(v) for k, v in stats.items()}, "ppo_epochs": args.ppo_epochs}
 
 
-def selective_log_softmax(logits: torch.Tensor, index: torch.Tensor, temperature: float) -> torch.Tensor:
-    from trl.trainer.utils import selective_log_softmax as trl_selective_log_softmax
-
-    return trl_selective_log_softmax(logits, index, temperature)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    from trl.trainer.utils import entropy_from_logits as trl_entropy_from_logits
-
-    return trl_entropy_from_logits(logits)
-
-
 # ---------------------------------------------------------------- main
 
 
 def main(recipe: Recipe, resume: bool = True) -> Path:
-    from accelerate import Accelerator
+    from accelerate import Accelerator, PartialState
     from accelerate.utils import DistributedType, set_seed
 
     # ---- config, run folder, data
@@ -434,7 +439,8 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
     # ---- model and tokenizer (one base copy: policy adapter, critic adapter, reference = adapters disabled)
     model_path = plain_checkpoint(recipe.model.name_or_path, recipe.model.gguf_file)
     tokenizer = load_tokenizer(model_path, padding_side="left")
-    accelerator = Accelerator(cpu=args.use_cpu)
+    PartialState(cpu=args.use_cpu)  # as the HF Trainer does: on CPU the gloo group first, DeepSpeed then runs on it
+    accelerator = Accelerator()
     set_seed(recipe.seed, device_specific=True)  # DDP/DeepSpeed broadcast rank 0's initial weights
     net, reference = build_models(model_path, tokenizer, recipe, args)
     rewards = [(resolve_reward(name), weight) for name, weight in recipe.rewards.items()]
@@ -445,11 +451,15 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
         plugin = accelerator.state.deepspeed_plugin
         if plugin.zero_stage == 3:
             raise ValueError("ppo: DeepSpeed ZeRO-3 is not supported (generation uses the unwrapped model)")
-        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = args.mini_batch_size  # no dataloader to infer it
+        # No dataloader for accelerate to infer the batch sizes from; one optimizer step per mini-batch.
+        plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = args.mini_batch_size
+        plugin.deepspeed_config["train_batch_size"] = args.mini_batch_size * accelerator.num_processes
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=args.learning_rate)
     model, optimizer = accelerator.prepare(net, optimizer)
-    reference.to(accelerator.device)
-    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    unwrapped = accelerator.unwrap_model(model)  # rollouts, saving and eval skip the DDP/DeepSpeed wrapper
+    if reference is not None:
+        reference.to(accelerator.device)
+    trainable = {name for name, p in net.named_parameters() if p.requires_grad}  # accelerate saves the unwrapped net
     accelerator.register_save_state_pre_hook(
         lambda models, weights, folder: [w.pop(k) for w in weights for k in list(w) if k not in trainable]
     )
@@ -471,37 +481,40 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
             project=recipe.logging.project, mode=recipe.logging.mode, dir=str(run.dir), config=recipe_dict(recipe)
         )
 
-    def log(step: int, logs: dict[str, float]) -> None:
+    def log(step: int, logs: dict) -> None:
         if accelerator.is_main_process and logs:
             with (run.dir / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps({"step": step, "time": time.time(), **logs}) + "\n")
-            if wandb is not None:
+            if wandb is not None and "event" not in logs:
                 wandb.log(logs, step=step)
 
     def save(folder: Path, step: int) -> None:
         accelerator.save_state(str(folder), **save_kwargs)  # every process: optimizer, RNG, trainable weights
         if accelerator.is_main_process:
-            save_models(accelerator.unwrap_model(model), folder)
+            save_models(unwrapped, folder)
             tokenizer.save_pretrained(folder)
             shutil.copyfile(run.dir / "recipe.yaml", folder / "recipe.yaml")
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:  # written last: runs.last_checkpoint skips a folder without it
             (folder / "trainer_state.json").write_text(json.dumps({"step": step, "kl_coef": kl_ctl.value}) + "\n")
         accelerator.wait_for_everyone()
 
     hook = EvalHook(recipe.eval, recipe.prompt)
-    unwrapped = accelerator.unwrap_model(model)
     world, rank = accelerator.num_processes, accelerator.process_index
+    log(start, {"event": "start", "world_size": world, "resumed_from": run.resume_from})  # as runs.MetricsLogger
 
     # ---- train: rollout -> advantages -> PPO epochs, per step
     for step in range(start + 1, args.steps + 1):
         started = time.time()
         rows = prompt_rows(len(train_dataset), step, args.batch_size * world, recipe.seed)
         shard = train_dataset[rows[rank * args.batch_size : (rank + 1) * args.batch_size]]
-        batch, per_func = rollout(unwrapped, reference, tokenizer, shard, args, rewards)
+        with accelerator.autocast():  # the update's precision, so that rollout and update log-probs agree
+            batch, per_func = rollout(unwrapped, reference, tokenizer, shard, args, rewards)
         stats = advantages_and_returns(batch, kl_ctl.value, args)
         rolled_out = time.time()
         stats.update(ppo_update(model, optimizer, accelerator, batch, args))
-        stats = dict(zip(stats, accelerator.reduce(torch.tensor(list(stats.values()), device=accelerator.device),
-                                                    "mean").tolist()))  # fmt: skip
+        reduced = accelerator.reduce(torch.tensor(list(stats.values()), device=accelerator.device), "mean")
+        stats = dict(zip(stats, reduced.tolist()))
         kl_coef = kl_ctl.value
         kl_ctl.update(stats["kl"], args.batch_size * world)
 
@@ -509,7 +522,7 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
             scores = accelerator.gather(batch["scores"])
             logs = {"reward": scores.mean().item(), "reward_std": scores.std().item() if len(scores) > 1 else 0.0}
             for name, values in per_func.items():
-                logs[f"rewards/{name}/mean"] = accelerator.gather(values.to(accelerator.device)).mean().item()
+                logs[f"rewards/{name}/mean"] = accelerator.gather(values.float().to(accelerator.device)).mean().item()
             logs.update(stats, learning_rate=optimizer.param_groups[0]["lr"], kl_coef=kl_coef)
             logs.update({"time/rollout": rolled_out - started, "time/update": time.time() - rolled_out})
             log(step, logs)

@@ -114,6 +114,10 @@ class Recipe:
             resolve_reward(name)
         if self.method != "sft" and "answer" not in self.rewards:
             raise ValueError("rewards must include `answer` for RL methods")
+        if self.method == "ppo" and self.trainer:
+            raise ValueError("trainer: method ppo is configured in the `ppo:` block; leave `trainer:` empty")
+        if self.method != "ppo" and self.ppo:
+            raise ValueError(f"ppo: only method ppo reads the `ppo:` block; method is {self.method}")
 
 
 def resolve_reward(name: str) -> Callable[..., list[float]]:

@@ -129,8 +129,12 @@ def _parse_value(key: str, value: Any, default: Any) -> Any:
 
 
 def config_key(cfg: FamilyConfig) -> str:
-    """Hash of the knobs that define the distribution (max_attempts only bounds the search, so it is left out)."""
-    knobs = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "max_attempts"}
+    """Hash of the knobs set away from their defaults (so adding a knob later keeps every existing item and id).
+
+    max_attempts only bounds the search, so it is left out.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    knobs = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "max_attempts" and v != defaults[k]}
     return hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:8]
 
 
