@@ -25,7 +25,9 @@ def dynamic_sampling(trainer_cls: type) -> type:
     class DynamicSampling(trainer_cls):
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)
-            keep = (output["advantages"].abs() > 1e-6).int()
+            # A group whose rewards all agree gets advantage (r - mean) / (std + 1e-4): float32 noise in the std
+            # makes that ~1e-5, not 0. Real advantages are >= ~1e-2 (a binary reward in a group of 64 is 0.125).
+            keep = (output["advantages"].abs() > 1e-3).int()
             output["completion_mask"] = output["completion_mask"] * keep.unsqueeze(1)
             if "num_items_in_batch" in output:  # GRPO's dapo/cispo normaliser; RLOO has none
                 output["num_items_in_batch"] = self.accelerator.gather(output["completion_mask"].sum()).sum()

@@ -41,7 +41,7 @@ import random
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -52,70 +52,10 @@ from trl.trainer.utils import entropy_from_logits, selective_log_softmax
 from cftrain.data import to_dataset
 from cftrain.hooks import EvalHook
 from cftrain.models import load_tokenizer, plain_checkpoint
-from cftrain.recipes import Recipe, recipe_dict, resolve_reward, trainer_config
+from cftrain.recipes import PPOSettings, Recipe, recipe_dict, resolve_reward, trainer_config
 from cftrain.runs import lora_config, model_init_kwargs, prepare_run
 
 POLICY, CRITIC = "default", "critic"  # PEFT saves the "default" adapter at the top level of a folder
-
-
-@dataclass
-class PPOSettings:
-    """The `ppo:` block of a recipe. The PPO defaults follow TRL's old PPOConfig and its PPOv2 config, Huang et al.
-    2022 and Ziegler et al. 2019; the loop sizes default small (CPU), recipes set them."""
-
-    # ---- loop sizes
-    steps: int = field(default=100, metadata={"help": "rollouts, each followed by one PPO update"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per rollout on each process (one completion each)"})
-    mini_batch_size: int = field(default=4, metadata={"help": "completions per optimizer step; divides batch_size"})
-    ppo_epochs: int = field(default=4, metadata={"help": "passes over each rollout (TRL: 4)"})
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate, constant (TRL: 1e-5)"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (transformers' default 1.0)"})
-    # ---- generation
-    max_new_tokens: int = field(default=64, metadata={"help": "completion budget per rollout"})
-    temperature: float = field(default=0.7, metadata={"help": "sampling temperature, also applied to the log-probs"})
-    # ---- advantages and losses
-    gamma: float = field(default=1.0, metadata={"help": "discount (TRL, Huang et al.: 1.0)"})
-    lam: float = field(default=0.95, metadata={"help": "GAE lambda (TRL, Huang et al.: 0.95)"})
-    whiten_advantages: bool = field(default=True, metadata={"help": "normalise advantages (Huang et al.)"})
-    cliprange: float = field(default=0.2, metadata={"help": "policy ratio clip (Schulman et al. 2017; TRL: 0.2)"})
-    cliprange_value: float = field(default=0.2, metadata={"help": "value clip around the old values (TRL: 0.2)"})
-    vf_coef: float = field(default=0.1, metadata={"help": "value loss weight (TRL: 0.1)"})
-    target_kl: float | None = field(
-        default=None, metadata={"help": "stop the epochs when approx KL (k3) passes this; null: never (CleanRL)"}
-    )
-    # ---- KL penalty to the reference
-    kl_coef: float = field(default=0.05, metadata={"help": "KL coefficient, initial if adaptive (TRL PPOv2: 0.05)"})
-    adaptive_kl: bool = field(default=False, metadata={"help": "adapt kl_coef toward kl_target (Ziegler et al.)"})
-    kl_target: float = field(default=6.0, metadata={"help": "adaptive target for the sequence KL (Ziegler: 6)"})
-    kl_horizon: int = field(default=10000, metadata={"help": "adaptive controller horizon in samples (Ziegler)"})
-    # ---- models, bookkeeping
-    value_model: str | None = field(
-        default=None, metadata={"help": "separate critic model (same tokenizer); null: a critic adapter on the base"}
-    )
-    logging_steps: int = field(default=1, metadata={"help": "log every N steps"})
-    save_steps: int = field(default=50, metadata={"help": "checkpoint every N steps (0: only the final save)"})
-    use_cpu: bool = field(default=False, metadata={"help": "train on the CPU even when a GPU is present"})
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "mini_batch_size", "ppo_epochs", "max_new_tokens", "logging_steps"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ppo.{name} must be a positive integer; got {getattr(self, name)}")
-        if self.batch_size % self.mini_batch_size:
-            raise ValueError(f"ppo.mini_batch_size must divide ppo.batch_size ({self.batch_size})")
-        for name in ("learning_rate", "max_grad_norm", "temperature", "cliprange", "cliprange_value", "kl_target"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"ppo.{name} must be > 0; got {getattr(self, name)}")
-        for name in ("gamma", "lam"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"ppo.{name} must be in [0, 1]; got {getattr(self, name)}")
-        if self.vf_coef < 0 or self.kl_coef < 0:
-            raise ValueError(f"ppo.vf_coef and ppo.kl_coef must be >= 0; got {self.vf_coef}, {self.kl_coef}")
-        if self.target_kl is not None and self.target_kl <= 0:
-            raise ValueError(f"ppo.target_kl must be > 0 or null; got {self.target_kl}")
-        if self.kl_horizon <= 0 or self.save_steps < 0:
-            raise ValueError(
-                f"ppo.kl_horizon must be > 0 and ppo.save_steps >= 0; got {self.kl_horizon}, {self.save_steps}"
-            )
 
 
 @dataclass

@@ -60,7 +60,9 @@ def test_merge_gives_the_same_logits(tmp_path):
     from cftrain.models import load_tokenizer, resolve_model
 
     base_path = resolve_model("cftrain:micro")
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_path), LoraConfig(r=4, target_modules="all-linear"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base_path), LoraConfig(r=4, target_modules="all-linear")
+    )
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
