@@ -37,38 +37,34 @@ TINY_SIZES = {
 
 BOS, IM_START, IM_END, PAD = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"
 
-# ChatML. The assistant's content and its <|im_end|> sit inside {% generation %} so that
-# `return_assistant_tokens_mask=True` (TRL SFT `assistant_only_loss=True`) trains the model to stop.
-CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
-    "{{- '\\n' }}"
-    "{%- else %}"
-    "{{- message['content'] + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
 
-# SmolLM2-Instruct's own template (default system prompt included), with generation markers added; it renders the
-# same text as the original.
-SMOLLM2_CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{%- if loop.first and messages[0]['role'] != 'system' %}"
-    "{{- '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
-    "{{- '\\n' }}"
-    "{%- else %}"
-    "{{- message['content'] + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
+def _chatml(default_system: str | None = None) -> str:
+    """ChatML. The assistant's content and its <|im_end|> sit inside {% generation %} so that
+    `return_assistant_tokens_mask=True` (TRL SFT `assistant_only_loss=True`) trains the model to stop."""
+    system = (
+        "{%- if loop.first and messages[0]['role'] != 'system' %}"
+        "{{- '<|im_start|>system\\n" + default_system + "<|im_end|>\\n' }}"
+        "{%- endif %}"
+        if default_system
+        else ""
+    )
+    return (
+        "{%- for message in messages %}" + system + "{{- '<|im_start|>' + message['role'] + '\\n' }}"
+        "{%- if message['role'] == 'assistant' %}"
+        "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
+        "{{- '\\n' }}"
+        "{%- else %}"
+        "{{- message['content'] + '<|im_end|>\\n' }}"
+        "{%- endif %}"
+        "{%- endfor %}"
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+    )
+
+
+CHAT_TEMPLATE = _chatml()
+# SmolLM2-Instruct's own template (its default system prompt included) with generation markers added: it renders
+# the same text as the original.
+SMOLLM2_CHAT_TEMPLATE = _chatml("You are a helpful AI assistant named SmolLM, trained by Hugging Face")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
