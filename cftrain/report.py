@@ -142,8 +142,9 @@ def em_tables(entries: list[Entry]) -> list[str]:
         for cells, names in baselines.items():
             label = "*constant answer*" if len(baselines) == 1 else f"*constant answer ({', '.join(names)})*"
             rows.append([label, *cells])
-        n = sorted({e.metrics.get(f"all/{variant}/n") for e in shown} - {None})
-        lines += [f"### {variant} (items per model: {', '.join(map(str, n))})", ""]
+        # `all/*` is dropped when evals are merged, so count from the per-family item counts.
+        n = sorted({sum(e.metrics.get(f"{f}/{variant}/n", 0) for f in ind + ood) for e in shown} - {0})
+        lines += [f"### {variant} (items per model: {', '.join(map(str, n)) or '-'})", ""]
         lines += _table(["model", *(label for _, label in columns)], rows)
     return lines
 
