@@ -36,12 +36,16 @@ def test_sft_steps_change_lora_and_load_in_plain_peft(tmp_path):
     from cftrain.sft import main
 
     recipe = make(tmp_path, "sft", {"max_steps": 3, "per_device_train_batch_size": 4, "learning_rate": 1e-2,
-                                    "save_steps": 2, "max_length": 512})  # fmt: skip
+                                    "save_steps": 2, "max_length": 512},
+                  eval={"every_steps": 2, "suites": ["id", "while"], "n": 1, "max_new_tokens": 8})  # fmt: skip
     final = main(recipe)
     assert lora_b_norm(final) > 0, "LoRA B starts at zero: training must move it"
     logs = metrics(final.parent)
     assert logs[0]["event"] == "start" and logs[0]["world_size"] == 1
     assert any("loss" in line for line in logs)
+    # The eval hook ran at step 2 and at the end, scoring per family x variant through cftrain.evaluate.
+    hooked = [line for line in logs if "eval/if_else/counterfactual/em" in line]
+    assert [line["step"] for line in hooked] == [2, 3] and "eval/while/interventional/em" in hooked[0]
     assert (final.parent / "checkpoint-2" / "recipe.yaml").exists()
     assert (final.parent / "data" / "manifest.json").exists()
     # The checkpoint loads with no cftrain import at all.
