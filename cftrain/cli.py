@@ -306,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alignment", action="store_true", help="also pass@1/4/16 at T=1.0 (model-task alignment)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16, help="prompts per generate call")
-    p.add_argument("--template", choices=["plain", "chat", "compact"], help="override the prompt template of the recipe")
+    p.add_argument(
+        "--template", choices=["plain", "chat", "compact"], help="override the prompt template of the recipe"
+    )
     p.add_argument("--backend", default="auto", help="auto | transformers | vllm (auto: vllm on a GPU if installed)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--out", help="output folder (default: <run>/eval[-checkpoint-N] or evals/<model>)")
