@@ -222,7 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     with bad_input():
         if args.minutes <= 0:
             raise UsageError(f"--minutes must be > 0; got {args.minutes}")
-    demo(args.out, args.minutes, args.seed, args.model)
+    demo(args.out, args.minutes, args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,7 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--minutes", type=float, default=15.0, help="budget on 2 CPU cores; scales the step counts")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", default="tiny", choices=["tiny", "smollm2"], help="embedded model to train")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("merge", help="fold a LoRA adapter into its base model (a plain full checkpoint)")

@@ -15,7 +15,7 @@ from cftrain.data import Source, write_jsonl
 from cftrain.recipes import load_recipe
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "demo"
-MODELS = {"tiny": "cftrain:tiny", "smollm2": "cftrain:smollm2"}
+MODEL = "cftrain:tiny"
 
 
 def _stage(title: str) -> float:
@@ -27,14 +27,12 @@ def _steps(recipe_path: Path, scale: float) -> int:
     return max(2, round(load_recipe(recipe_path).trainer["max_steps"] * scale))
 
 
-def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0, model: str = "tiny") -> Path:
+def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) -> Path:
     from cftrain import grpo, sft
     from cftrain.evaluate import run_eval
     from cftrain.models import resolve_model
     from cftrain.report import write_report
 
-    if model not in MODELS:
-        raise ValueError(f"--model must be one of {', '.join(MODELS)}; got {model!r}")
     if minutes <= 0:
         raise ValueError(f"--minutes must be > 0; got {minutes}")
     out = Path(out)
@@ -42,7 +40,7 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0, mo
     timings: dict[str, float] = {}
 
     start = _stage("1/5 model: the embedded default, built offline")
-    base = resolve_model(MODELS[model])
+    base = resolve_model(MODEL)
     print(base)
     timings["model"] = time.time() - start
 
@@ -50,7 +48,6 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0, mo
     sft_recipe = load_recipe(
         RECIPES / "sft.yaml",
         {
-            "model.name_or_path": MODELS[model],
             "output_dir": str(out / "sft"),
             "seed": seed,
             "trainer.max_steps": _steps(RECIPES / "sft.yaml", scale),
