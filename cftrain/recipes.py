@@ -234,12 +234,11 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _coerce(arg, value, path)
-            except ValueError as e:
-                errors.append(str(e))
+            except ValueError:
+                continue
         _fail(path, f"expected {_name(hint)}; got {value!r}")
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)

@@ -267,6 +267,13 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
 def _labels(groups: list[str], ind: list[str]) -> list[str]:
     return [f"{g}\n(ID)" if g in ind else f"{g}\n(OOD)" for g in groups]
 
@@ -304,10 +311,7 @@ def plot_em(entries: list[Entry], path: Path) -> Path | None:
     axes[0][0].plot([], [], "k--", linewidth=1.2, label="constant-answer baseline")
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(shown) + 1, fontsize=9)
     fig.suptitle("Exact match per family and model (ID left, OOD shaded)")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, rect=(0, 0.07, 1, 1))
 
 
 def plot_gap(entries: list[Entry], path: Path) -> Path | None:
@@ -333,10 +337,7 @@ def plot_gap(entries: list[Entry], path: Path) -> Path | None:
     ax.set_title("Cost of abduction per family (lower is better)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _curve_key(key: str) -> bool:
@@ -384,10 +385,7 @@ def plot_curves(entry: Entry, path: Path) -> Path | None:
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
     fig.suptitle(f"Training curves: {entry.name}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_alignment(entries: list[Entry], path: Path) -> Path | None:
@@ -409,10 +407,7 @@ def plot_alignment(entries: list[Entry], path: Path) -> Path | None:
     ax.set_title("Model-task alignment before RL: pass@k")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------- the report

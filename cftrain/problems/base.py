@@ -169,7 +169,8 @@ def check_scenario(scenario: Scenario, cfg: FamilyConfig) -> Checked | str:
         intervened = program.table(new_inputs, space)
     except ExecutionError:
         return "error"
-    output = observed[space.index(scenario.truth)]
+    truth = space.index(scenario.truth)
+    output = observed[truth]
     consistent = [latent for latent, y in zip(space, observed) if y == output]
     if len(consistent) == len(space):
         return "uninformative"
@@ -179,7 +180,7 @@ def check_scenario(scenario: Scenario, cfg: FamilyConfig) -> Checked | str:
         return "answer-size"
     if cfg.require_abduction and counterfactual == naive:
         return "abduction-unneeded"
-    interventional = [intervened[space.index(scenario.truth)]]
+    interventional = [intervened[truth]]
     return Checked(scenario, output, consistent, counterfactual, interventional, structure)
 
 
