@@ -18,7 +18,7 @@ from typing import Any
 
 from cftrain.problems import VARIANTS, generate, get_family
 from cftrain.problems.base import GENERATOR_VERSION
-from cftrain.prompts import PromptConfig, build_completion, build_prompt, rationale
+from cftrain.prompts import PromptConfig, answer_line, build_completion, build_prompt, rationale
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 ID_FAMILIES = ("if_else",)
@@ -36,11 +36,20 @@ class Source:
     variants: list[str] | str = field(default="all", metadata={"help": "list of variants, or 'all'"})
     seed: int = field(default=0, metadata={"help": "generation seed"})
     knobs: dict[str, Any] = field(default_factory=dict, metadata={"help": "family config overrides"})
+    answer_only: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of records whose SFT target is the `<answer>` line alone, no rationale (chosen by a hash "
+            "of the record id). Answer-only data: SFT can only copy such an answer; RL uses it as the reward"
+        },
+    )
 
     def __post_init__(self) -> None:
         family = get_family(self.family)
         if self.n <= 0:
             raise ValueError(f"n must be > 0 for family {self.family}; got {self.n}")
+        if not 0.0 <= self.answer_only <= 1.0:
+            raise ValueError(f"answer_only must be in [0, 1] for family {self.family}; got {self.answer_only}")
         for v in [self.variants] if isinstance(self.variants, str) else self.variants:
             if v != "all" and v not in family.variants:
                 raise ValueError(f"variant {v!r} is not offered by {self.family}; variants: {family.variants}, all")
@@ -52,7 +61,14 @@ class Source:
         wanted = family.variants if self.variants == "all" else self.variants
         for record in generate(family, "all", self.n, self.seed, cfg):
             if record["variant"] in wanted:
+                if self.answer_only and _unit(record["id"]) < self.answer_only:
+                    record["target"] = "answer"
                 yield record
+
+
+def _unit(text: str) -> float:
+    """A stable number in [0, 1) from a string (the same on every machine and Python run)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
 
 
 def write_jsonl(records: Iterable[Mapping], path: str | Path) -> str:
@@ -169,9 +185,17 @@ def load_suite(name: str, n: int | None = None, variants: Iterable[str] | None =
 # ---------------------------------------------------------------- datasets
 
 
+def sft_target(record: Mapping) -> str:
+    """What SFT imitates for a record: see `to_dataset`."""
+    if record.get("target") == "answer":
+        return answer_line(record["answer"])
+    return record.get("trace") or rationale(record)
+
+
 def to_dataset(records: list[Mapping], prompt: PromptConfig, with_rationale: bool = False):
     """A `datasets.Dataset` with `prompt` plus the columns rewards need, and with `with_rationale` a `completion`:
-    the record's verified teacher `trace` when it has one (see `cftrain distill`), else the gold rationale."""
+    the `<answer>` line alone for an answer-only record (`target: answer`), else the record's verified teacher `trace`
+    when it has one (see `cftrain distill`), else the gold rationale."""
     from datasets import Dataset
 
     rows = {
@@ -182,5 +206,5 @@ def to_dataset(records: list[Mapping], prompt: PromptConfig, with_rationale: boo
         "prompt": [build_prompt(r, prompt) for r in records],
     }
     if with_rationale:
-        rows["completion"] = [build_completion(r.get("trace") or rationale(r), prompt) for r in records]
+        rows["completion"] = [build_completion(sft_target(r), prompt) for r in records]
     return Dataset.from_dict(rows)

@@ -8,7 +8,7 @@ all computed by executing the record's program, so no teacher model is needed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from cftrain.execution import latent_space, load_program
@@ -87,6 +87,11 @@ def _fmt(values: list[int]) -> str:
     return "{" + ", ".join(str(v) for v in values) + "}"
 
 
+def answer_line(answer: Iterable[int]) -> str:
+    """The final line every target ends with: `<answer>{3, 11}</answer>`."""
+    return f"<answer>{_fmt(sorted(set(answer)))}</answer>"
+
+
 def rationale(record: Mapping) -> str:
     """A gold step-by-step solution ending in `<answer>{...}</answer>`, computed by executing the program.
 
@@ -116,11 +121,11 @@ def rationale(record: Mapping) -> str:
             found = " ".join("(" + ",".join(str(latent[n]) for n in names) + ")" for latent in consistent)
             lines.append(f"Abduction: {runs} consistent ({','.join(names)})={found}")
     if record["variant"] == "abduction":
-        lines.append(f"<answer>{_fmt(record['answer'])}</answer>")
+        lines.append(answer_line(record["answer"]))
         return "\n".join(lines)
     lines.append("Intervention: " + " ".join(f"{k}={v}" for k, v in record["intervention"].items()))
     preds = program.table(new_inputs, consistent)
     calls = (_call(program.entry, program.params, {**new_inputs, **latent}) for latent in consistent)
     lines.append("Prediction: " + " ".join(f"{c}={y}" for c, y in zip(calls, preds)))
-    lines.append(f"<answer>{_fmt(sorted(set(preds)))}</answer>")
+    lines.append(answer_line(preds))
     return "\n".join(lines)

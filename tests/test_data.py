@@ -45,6 +45,8 @@ def test_source_validation():
         Source("multi_r", 1, ["abduction"])
     with pytest.raises(ValueError, match="unknown knob"):
         Source("if_else", 1, knobs={"depthh": 2})
+    with pytest.raises(ValueError, match=r"answer_only must be in \[0, 1\]"):
+        Source("if_else", 1, answer_only=1.5)
 
 
 def test_write_jsonl_is_atomic(tmp_path):
@@ -101,3 +103,21 @@ def test_rationale_shape():
     lines = rationale(r).splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["Abduction", "Intervention", "Prediction"]
     assert build_prompt(r, PromptConfig("plain")) == r["question"] + "\n\n"
+
+
+def test_answer_only_share_is_stable_and_targets_the_answer_line():
+    def records(share):
+        return list(
+            Source("if_else", 200, ["counterfactual", "interventional"], 4, answer_only=share).records("train")
+        )
+
+    half = records(0.5)
+    flagged = {r["id"] for r in half if r.get("target") == "answer"}
+    assert 0.4 < len(flagged) / len(half) < 0.6
+    assert flagged == {r["id"] for r in records(0.5) if r.get("target") == "answer"}  # the same items every run
+    assert flagged < {r["id"] for r in records(0.8) if r.get("target") == "answer"}  # a larger share only adds items
+    assert not any("target" in r for r in records(0.0))
+    completions = to_dataset(half, PromptConfig("compact"), with_rationale=True)["completion"]
+    for record, completion in zip(half, completions):
+        answer = "<answer>{" + ", ".join(map(str, record["answer"])) + "}</answer>"
+        assert completion == (answer if record["id"] in flagged else rationale(record))
