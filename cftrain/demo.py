@@ -1,6 +1,7 @@
 """`cftrain demo`: the whole pipeline on a laptop CPU, no network: build the embedded model, generate an easy
-curriculum, SFT warm start on programmatic rationales, GRPO from the SFT model, evaluate base / SFT / GRPO in and
-out of distribution, and write the report. The stages are the ordinary recipes in `recipes/demo/`.
+curriculum, SFT warm start (worked rationales for abduction and intervention, counterfactual items mostly answer-only),
+GRPO from the SFT model on answer-only counterfactual items, evaluate base / SFT / GRPO in and out of distribution,
+and write the report. The stages are the ordinary recipes in `recipes/demo/`.
 
     cftrain demo [--out runs/demo] [--minutes 15] [--seed 0]
 """
@@ -44,7 +45,7 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) ->
     print(base)
     timings["model"] = time.time() - start
 
-    start = _stage("2/5 SFT warm start on programmatic rationales")
+    start = _stage("2/5 SFT warm start: sub-skill rationales, counterfactuals mostly answer-only")
     sft_recipe = load_recipe(
         RECIPES / "sft.yaml",
         {
@@ -56,7 +57,7 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) ->
     sft_final = sft.main(sft_recipe)
     timings["sft"] = time.time() - start
 
-    start = _stage("3/5 GRPO from the SFT model, exact-set-match reward")
+    start = _stage("3/5 GRPO from the SFT model: counterfactual items, exact-set-match reward")
     grpo_recipe = load_recipe(
         RECIPES / "grpo.yaml",
         {
@@ -85,7 +86,7 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) ->
         for suite, n in ((str(id_suite), None), ("ood", ood_items)):
             tag = "id" if suite.endswith(".jsonl") else "ood"
             run_eval(models[name], None, [suite], n, ["counterfactual", "interventional"], 1, folder / f"eval_{tag}",
-                     max_new_tokens=160, batch_size=32, temperature=0.0, prompt=prompt)  # fmt: skip
+                     max_new_tokens=200, batch_size=50, temperature=0.0, prompt=prompt)  # fmt: skip
     timings["eval"] = time.time() - start
 
     start = _stage("5/5 report")
@@ -100,6 +101,14 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) ->
 
 def _metrics(folder: Path, tag: str) -> dict:
     return json.loads((folder / f"eval_{tag}" / "metrics.json").read_text())["metrics"]
+
+
+def _reasoned(folder: Path) -> float | None:
+    """Share of ID counterfactual completions that reason before answering: an `<answer>` with text before it."""
+    path = folder / "eval_id" / "samples.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    cf = [r["completion"].lstrip() for r in rows if r["variant"] == "counterfactual"]
+    return sum(c.find("<answer>") > 0 for c in cf) / len(cf) if cf else None
 
 
 def _rewards(folder: Path) -> list[float]:
@@ -118,6 +127,7 @@ def _summary(folders: dict[str, Path], timings: dict[str, float]) -> dict:
         rows[name] = {
             "id_cf_em": id_m.get("if_else/counterfactual/em"),
             "id_int_em": id_m.get("if_else/interventional/em"),
+            "id_cf_reasoned": _reasoned(folder),
             "id_constant_baseline": id_m.get("if_else/counterfactual/constant_em"),
             "ood_cf_em": ood_m.get("ood/counterfactual/em"),
             "ood_int_em": ood_m.get("ood/interventional/em"),
@@ -131,10 +141,14 @@ def _print_summary(summary: dict) -> None:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:5.1f}"
 
-    print("\n| model | ID CF EM % | ID interv EM % | OOD CF EM % | OOD interv EM % | answer reward first -> last |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "\n| model | ID CF EM % | ID CF reasoned % | ID interv EM % | OOD CF EM % | OOD interv EM % "
+        "| answer reward first -> last |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, r in summary["models"].items():
         reward = "-" if r["reward_first"] is None else f"{r['reward_first']:.2f} -> {r['reward_last']:.2f}"
-        cells = [pct(r["id_cf_em"]), pct(r["id_int_em"]), pct(r["ood_cf_em"]), pct(r["ood_int_em"]), reward]
+        cells = [pct(r["id_cf_em"]), pct(r["id_cf_reasoned"]), pct(r["id_int_em"]), pct(r["ood_cf_em"])]
+        cells += [pct(r["ood_int_em"]), reward]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("\nwall time per stage: " + ", ".join(f"{k} {v:.0f}s" for k, v in summary["seconds"].items()))

@@ -96,7 +96,7 @@ def rationale(record: Mapping) -> str:
     """A gold step-by-step solution ending in `<answer>{...}</answer>`, computed by executing the program.
 
     One line per step, short enough for a tiny model to imitate:
-    `Abduction: f(4,1)=7 f(4,2)=9 ... consistent r={2,5}` / `Intervention: x=7` /
+    `Abduction: f(4,1)=7!=9 f(4,2)=9==9 ... consistent r={2,5}` / `Intervention: x=7` /
     `Prediction: f(7,2)=11 f(7,5)=3` / `<answer>{3, 11}</answer>`.
     """
     program = load_program(record["program"], record["entry"])
@@ -111,8 +111,12 @@ def rationale(record: Mapping) -> str:
         space = latent_space(record["latent_domain"])
         outputs = program.table(obs["inputs"], space)
         consistent = [latent for latent, y in zip(space, outputs) if y == obs["output"]]
+        # each run is compared with the observation where it is computed (`=6==6`, `=3!=6`): finding the consistent
+        # values is then a local check and a copy, not a search back over the list (which a 1M model fails at)
+        seen = obs["output"]
         runs = " ".join(
-            f"{_call(program.entry, program.params, {**obs['inputs'], **lt})}={y}" for lt, y in zip(space, outputs)
+            f"{_call(program.entry, program.params, {**obs['inputs'], **lt})}={y}{'==' if y == seen else '!='}{seen}"
+            for lt, y in zip(space, outputs)
         )
         if len(names) == 1:
             found = _fmt([latent[names[0]] for latent in consistent])

@@ -1,6 +1,7 @@
 """Mixtures, manifests, frozen suites and datasets. Run: pytest tests/test_data.py"""
 
 import json
+import re
 
 import pytest
 
@@ -102,6 +103,11 @@ def test_rationale_shape():
     r = load_suite("id", n=1, variants=["counterfactual"])[0]
     lines = rationale(r).splitlines()
     assert [line.split(":")[0] for line in lines[:3]] == ["Abduction", "Intervention", "Prediction"]
+    # every run of the abduction is compared with the observation where it is computed: `f(2,4)=6==6`, `f(2,1)=3!=6`
+    runs = re.findall(r"\)=(-?\d+)(==|!=)(-?\d+)", lines[0])
+    assert len(runs) == 10, lines[0]  # r in 1..10
+    observed = r["observation"]["output"]
+    assert all(int(seen) == observed and (op == "==") == (int(y) == observed) for y, op, seen in runs), lines[0]
     assert build_prompt(r, PromptConfig("plain")) == r["question"] + "\n\n"
 
 

@@ -23,7 +23,7 @@ def test_demo_at_reduced_budget(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["models"]) == {"base", "sft", "grpo"}
     for row in summary["models"].values():
-        for key in ("id_cf_em", "id_int_em", "ood_cf_em", "ood_int_em"):
+        for key in ("id_cf_em", "id_cf_reasoned", "id_int_em", "ood_cf_em", "ood_int_em"):
             assert 0.0 <= row[key] <= 1.0
     assert summary["models"]["grpo"]["reward_first"] is not None
     assert set(summary["seconds"]) == {"model", "sft", "grpo", "eval", "report"}
