@@ -24,8 +24,11 @@ def _stage(title: str) -> float:
     return time.time()
 
 
-def _steps(recipe_path: Path, scale: float) -> int:
-    return max(2, round(load_recipe(recipe_path).trainer["max_steps"] * scale))
+def _recipe(name: str, scale: float, out: Path, seed: int, **overrides: str):
+    """A demo recipe with its output folder, seed and step count (scaled to the time budget) set."""
+    path = RECIPES / name
+    steps = max(2, round(load_recipe(path).trainer["max_steps"] * scale))
+    return load_recipe(path, {"output_dir": str(out), "seed": seed, "trainer.max_steps": steps, **overrides})
 
 
 def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) -> Path:
@@ -46,27 +49,12 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) ->
     timings["model"] = time.time() - start
 
     start = _stage("2/5 SFT warm start: sub-skill rationales, counterfactuals mostly answer-only")
-    sft_recipe = load_recipe(
-        RECIPES / "sft.yaml",
-        {
-            "output_dir": str(out / "sft"),
-            "seed": seed,
-            "trainer.max_steps": _steps(RECIPES / "sft.yaml", scale),
-        },
-    )
+    sft_recipe = _recipe("sft.yaml", scale, out / "sft", seed)
     sft_final = sft.main(sft_recipe)
     timings["sft"] = time.time() - start
 
     start = _stage("3/5 GRPO from the SFT model: counterfactual items, exact-set-match reward")
-    grpo_recipe = load_recipe(
-        RECIPES / "grpo.yaml",
-        {
-            "model.name_or_path": str(sft_final),
-            "output_dir": str(out / "grpo"),
-            "seed": seed,
-            "trainer.max_steps": _steps(RECIPES / "grpo.yaml", scale),
-        },
-    )
+    grpo_recipe = _recipe("grpo.yaml", scale, out / "grpo", seed, **{"model.name_or_path": str(sft_final)})
     grpo_final = grpo.main(grpo_recipe)
     timings["grpo"] = time.time() - start
 
