@@ -1,0 +1,62 @@
+"""Does reasoning pay for an SFT checkpoint? Greedy EM on counterfactual items, forced into each answer mode.
+
+    python scripts/demo_modes.py runs/demo/sft/final runs/demo/data/id_heldout.jsonl [--n 100]
+
+The completion is started for the model: `Abduction:` (it must reason) or `<answer` (it must answer directly).
+GRPO on answer-only counterfactual items (recipes/demo/grpo.yaml) makes reasoning the default only where the
+reasoned EM is clearly higher. `x copy` is the share of reasoned completions whose `Intervention: x=...` line
+copies the changed input from the question, the step the demo's SFT model failed at in 2 of 3 seeds with 900
+counterfactual rationales.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from cftrain.prompts import PromptConfig, build_prompt
+from cftrain.rewards import exact_match, parse_answer
+
+MODES = {"reasoned": ("Abduction:", 200), "direct": ("<answer", 20)}  # `<answer>{` is one token pair in training
+
+
+def forced(model, tokenizer, records: list[dict], prefix: str, max_new_tokens: int, batch: int = 50) -> list[str]:
+    prompts = [build_prompt(r, PromptConfig(template="compact")) + prefix for r in records]
+    texts = []
+    for i in range(0, len(prompts), batch):
+        inputs = tokenizer(prompts[i : i + batch], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            out = model.generate(
+                **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
+            )
+        texts += tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [prefix + t for t in texts]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="a checkpoint folder trained on the compact template")
+    parser.add_argument("suite", help="a JSONL file of records; its counterfactual items are used")
+    parser.add_argument("--n", type=int, default=100)
+    args = parser.parse_args()
+    records = [json.loads(line) for line in open(args.suite)]
+    records = [r for r in records if r["variant"] == "counterfactual"][: args.n]
+    tokenizer = AutoTokenizer.from_pretrained(args.model, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    print(f"{args.model}: {len(records)} counterfactual items, greedy")
+    print("| mode | EM % | x copy % |\n|---|---|---|")
+    for mode, (prefix, max_new) in MODES.items():
+        texts = forced(model, tokenizer, records, prefix, max_new)
+        em = sum(exact_match(parse_answer(t), r["answer"]) for t, r in zip(texts, records)) / len(records)
+        copied = [re.search(r"Intervention: x=(-?\d+)", t) for t in texts]
+        hits = sum(bool(m and int(m.group(1)) == r["intervention"]["x"]) for m, r in zip(copied, records))
+        copy = f"{100 * hits / len(records):.0f}" if mode == "reasoned" else "-"
+        print(f"| {mode} | {100 * em:.0f} | {copy} |")
+
+
+if __name__ == "__main__":
+    main()
