@@ -15,26 +15,12 @@ import argparse
 import json
 import re
 
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cftrain.prompts import PromptConfig, build_prompt
-from cftrain.rewards import exact_match, parse_answer
+from cftrain.evaluate import generate, render_prompts, score_completion
+from cftrain.prompts import PromptConfig
 
 MODES = {"reasoned": ("Abduction:", 200), "direct": ("<answer", 20)}  # `<answer>{` is one token pair in training
-
-
-def forced(model, tokenizer, records: list[dict], prefix: str, max_new_tokens: int, batch: int = 50) -> list[str]:
-    prompts = [build_prompt(r, PromptConfig(template="compact")) + prefix for r in records]
-    texts = []
-    for i in range(0, len(prompts), batch):
-        inputs = tokenizer(prompts[i : i + batch], return_tensors="pt", padding=True)
-        with torch.no_grad():
-            out = model.generate(
-                **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
-            )
-        texts += tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [prefix + t for t in texts]
 
 
 def main() -> None:
@@ -45,13 +31,17 @@ def main() -> None:
     args = parser.parse_args()
     records = [json.loads(line) for line in open(args.suite)]
     records = [r for r in records if r["variant"] == "counterfactual"][: args.n]
-    tokenizer = AutoTokenizer.from_pretrained(args.model, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model)
     print(f"{args.model}: {len(records)} counterfactual items, greedy")
     print("| mode | EM % | x copy % |\n|---|---|---|")
+    prompts = render_prompts(records, PromptConfig(template="compact"), tokenizer)
     for mode, (prefix, max_new) in MODES.items():
-        texts = forced(model, tokenizer, records, prefix, max_new)
-        em = sum(exact_match(parse_answer(t), r["answer"]) for t, r in zip(texts, records)) / len(records)
+        texts, _ = generate(
+            model, tokenizer, [p + prefix for p in prompts], "compact", max_new_tokens=max_new, batch_size=50
+        )
+        texts = [prefix + t[0] for t in texts]
+        em = sum(score_completion(r, t)["em"] for t, r in zip(texts, records)) / len(records)
         copied = [re.search(r"Intervention: x=(-?\d+)", t) for t in texts]
         hits = sum(bool(m and int(m.group(1)) == r["intervention"]["x"]) for m, r in zip(copied, records))
         copy = f"{100 * hits / len(records):.0f}" if mode == "reasoned" else "-"
