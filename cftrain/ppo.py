@@ -90,9 +90,19 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return ((x - masked_mean(x, mask)) ** 2 * mask).sum() / (n - 1).clamp(min=1)
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit variance over the masked entries; masked-out entries become 0."""
-    return (x - masked_mean(x, mask)) * torch.rsqrt(masked_var(x, mask) + 1e-8) * mask
+def whiten(x: torch.Tensor, mask: torch.Tensor, std_floor: float = 0.0) -> torch.Tensor:
+    """Zero mean over the masked entries, divided by the standard deviation or `std_floor`, whichever is larger;
+    masked-out entries become 0.
+
+    The floor is what keeps PPO stable once it has learned: when every rollout earns the same reward, the advantages
+    are only the critic's and the KL term's noise, and dividing by their own tiny spread would blow that noise up to
+    unit size, so that the policy takes full-size random steps away from what it learned.
+
+    >>> whiten(torch.tensor([[1.0, 1.02, 0.98]]), torch.ones(1, 3), std_floor=0.1)  # spread 0.02 < floor: not blown up
+    tensor([[ 0.0000,  0.2000, -0.2000]])
+    """
+    std = masked_var(x, mask).sqrt().clamp(min=max(std_floor, 1e-4))
+    return (x - masked_mean(x, mask)) / std * mask
 
 
 def gae(
@@ -318,7 +328,7 @@ def advantages_and_returns(batch: dict, kl_coef: float, args: PPOSettings) -> di
     rewards = -kl_coef * batch["kl"]
     rewards[torch.arange(len(rewards)), batch["last"]] += batch["scores"]
     advantages, returns = gae(rewards, batch["values"], mask, args.gamma, args.lam)
-    batch["advantages"] = whiten(advantages, mask) if args.whiten_advantages else advantages
+    batch["advantages"] = whiten(advantages, mask, args.advantage_std_floor) if args.whiten_advantages else advantages
     batch["returns"] = returns
     returns_var = masked_var(returns, mask).item()
     residual_var = masked_var(returns - batch["values"], mask).item()

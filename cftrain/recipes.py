@@ -106,6 +106,13 @@ class PPOSettings:
     gamma: float = field(default=1.0, metadata={"help": "discount (TRL, Huang et al.: 1.0)"})
     lam: float = field(default=0.95, metadata={"help": "GAE lambda (TRL, Huang et al.: 0.95)"})
     whiten_advantages: bool = field(default=True, metadata={"help": "normalise advantages (Huang et al.)"})
+    advantage_std_floor: float = field(
+        default=0.1,
+        metadata={
+            "help": "whitening divides by max(std, this), in reward units: a batch whose rewards are all equal is not "
+            "blown up to unit-size noise (without it PPO unlearns a solved task)"
+        },
+    )
     cliprange: float = field(default=0.2, metadata={"help": "policy ratio clip (Schulman et al. 2017; TRL: 0.2)"})
     cliprange_value: float = field(default=0.2, metadata={"help": "value clip around the old values (TRL: 0.2)"})
     vf_coef: float = field(default=0.1, metadata={"help": "value loss weight (TRL: 0.1)"})
@@ -137,6 +144,8 @@ class PPOSettings:
         for name in ("gamma", "lam"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"ppo.{name} must be in [0, 1]; got {getattr(self, name)}")
+        if self.advantage_std_floor < 0:
+            raise ValueError(f"ppo.advantage_std_floor must be >= 0; got {self.advantage_std_floor}")
         if self.vf_coef < 0 or self.kl_coef < 0:
             raise ValueError(f"ppo.vf_coef and ppo.kl_coef must be >= 0; got {self.vf_coef}, {self.kl_coef}")
         if self.target_kl is not None and self.target_kl <= 0:
