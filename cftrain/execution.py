@@ -1,13 +1,39 @@
-"""Compile and run generated programs safely, and compute gold answers by execution.
+"""Compile and run generated programs under an in-process sandbox, and compute gold answers by execution.
 
-What is protected: a program runs only if its source passes an AST allow-list (integer constants, names,
-arithmetic without `**`, comparisons, boolean ops, if/while/for-over-range, assignments, return, and calls
-to `abs`, `min`, `max`, `range` only). Every loop is instrumented with a step counter, `range` is capped,
-and integers are capped in magnitude, so a program cannot loop forever or build huge numbers. Builtins are
-empty: no imports, attributes, subscripts, strings, lambdas or comprehensions can appear.
+What is protected, and how:
+- Source limits: at most MAX_SOURCE_CHARS characters (checked before parsing), then at most MAX_NODES AST
+  nodes and MAX_DEPTH levels of nesting (checked by an iterative walk right after parsing, before anything
+  recursive touches the tree). Any exception from the parser, including its RecursionError or MemoryError
+  on pathological nesting, is an UnsafeProgram.
+- An AST allow-list: exactly one top-level function with plain positional parameters (no nested functions,
+  classes, lambdas or comprehensions), built from int constants, names, `+ - * // %`, unary `- + not`,
+  comparisons, `and`/`or`, conditional expressions, if/while/for, single-name assignments and return. No
+  `**`, attributes, subscripts, strings, imports, keyword or starred arguments, walrus, try/with/global/yield.
+  Builtins are empty; the only calls are `abs(a)`, `min(a, b, ...)`, `max(a, b, ...)` (two or more
+  arguments, so never over an iterable) and `range(...)`, which may only be the iterable of a `for` loop.
+- Names: none may start with `_` (this keeps the injected helpers and counters out of reach). `abs`, `min`,
+  `max` and `range` may appear only as the name being called, and the function's own name not at all in
+  its body; neither can be a parameter, an assignment target or a loop variable. So nothing can shadow a
+  helper or a builtin, and nothing can recurse.
+- One step budget per top-level call: every loop iteration and every call (to `abs`, `min`, `max` or
+  `range`) is one step, MAX_STEPS in all. The counter is a hidden local of the function, which the program
+  cannot name, and since the function can call nothing but those builtins, it is one budget per call.
+- A magnitude cap of +-MAX_ABS on every constant (at load time), every parameter (on entry), every
+  assignment and augmented assignment inside loops or not (a copy of a bare name or constant is bounded
+  already), the start and stop of every `range`, and the return value, which must also be an int: not a
+  bool or None, and falling off the end of the function is an error. A `range` has at most MAX_STEPS items.
+- A CPU-time guard: from step _FIRST_CLOCK on, every _CLOCK_EVERY steps, the calling thread's CPU time is
+  compared with MAX_SECONDS counted from that first check. Thread CPU time rather than wall time, so whether
+  a legitimate program passes never depends on machine load and generated records stay reproducible.
+- Every run-time failure (the caps, ZeroDivisionError, TypeError, NameError, bad arguments, any Exception)
+  surfaces from `Program.table` and `Program.__call__` as one ExecutionError; `consistent_latents` counts a
+  hidden value whose run fails as inconsistent.
 
-What is not protected: this is not an OS sandbox. It runs trusted *generated* code in-process; it is not
-meant for arbitrary user code (no memory or wall-clock limit beyond the step and magnitude caps).
+What is not protected: this is not an OS sandbox. Programs run in-process, in the caller's interpreter and
+thread, with no separate memory limit or process isolation; memory and time are bounded only through the
+caps above (within one statement an expression can still build an intermediate int of roughly 41 bits per
+AST node before the assignment is checked). It is meant for generated programs and for checking programs
+from untrusted records, not for running arbitrary code next to secrets.
 """
 
 from __future__ import annotations
@@ -16,126 +42,209 @@ import ast
 import hashlib
 import itertools
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NoReturn
 
 MAX_STEPS = 10_000
 MAX_ABS = 10**12
+# About 4x the largest generated program (3,099 characters, 738 nodes, depth 15), so config knobs have room.
+MAX_SOURCE_CHARS = 12_000
+MAX_NODES = 3_000
+MAX_DEPTH = 100
+MAX_SECONDS = 0.5
+# The CPU clock (one read ~0.2 us, a loop step ~0.1 us) is first read after _FIRST_CLOCK steps, so the short
+# loops of generated programs never pay for it, then every _CLOCK_EVERY steps.
+_FIRST_CLOCK = 64
+_CLOCK_EVERY = 32
 
-_ALLOWED_NODES = (
-    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
+_ALLOWED_NODES = frozenset({
+    ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
     ast.If, ast.While, ast.For, ast.Expr, ast.Pass, ast.Name, ast.Load, ast.Store, ast.Constant,
     ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Call,
     ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or,
     ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE,
-)  # fmt: skip
+})  # fmt: skip
 _ALLOWED_CALLS = frozenset({"abs", "min", "max", "range"})
+_ARITY = {"abs": (1, 1), "min": (2, MAX_NODES), "max": (2, MAX_NODES), "range": (1, 3)}
 
 
 class UnsafeProgram(ValueError):
-    """The source uses something outside the allow-list."""
+    """The source uses something outside the allow-list or exceeds the source limits."""
 
 
 class ExecutionError(RuntimeError):
-    """A program failed at run time: step cap, magnitude cap, division by zero, or a non-int result."""
+    """A program failed at run time: step, magnitude or time cap, a bad operation, or a non-int result."""
 
 
-def _limit(what: str) -> None:
+def _limit(what: str) -> NoReturn:
     raise ExecutionError(f"{what} limit exceeded")
 
 
 def _range(*args: int) -> range:
     r = range(*args)
+    # Every item lies between start and stop, so bounding those bounds the loop variable.
+    if not (-MAX_ABS <= r.start <= MAX_ABS and -MAX_ABS <= r.stop <= MAX_ABS):
+        _limit("magnitude")
     if len(r) > MAX_STEPS:
         _limit("range")
     return r
 
 
-def check_source(source: str, entry: str) -> ast.Module:
-    """Parse `source` and enforce the allow-list; return the tree. Raises UnsafeProgram."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as e:
-        raise UnsafeProgram(f"syntax error: {e}") from None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != entry:
-        raise UnsafeProgram(f"source must be exactly one function named {entry!r}")
-    fn = tree.body[0]
-    if fn.decorator_list or fn.returns or fn.args.vararg or fn.args.kwarg or fn.args.defaults:
-        raise UnsafeProgram("decorators, annotations, defaults and *args are not allowed")
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise UnsafeProgram(f"{type(node).__name__} is not allowed")
-        if isinstance(node, ast.Constant) and type(node.value) is not int:
-            raise UnsafeProgram(f"constant {node.value!r} is not an int")
-        if isinstance(node, ast.Name | ast.arg):
-            name = node.id if isinstance(node, ast.Name) else node.arg
-            if name.startswith("_"):
-                raise UnsafeProgram(f"name {name!r} may not start with '_'")
-        if isinstance(node, ast.Call):
-            if not (isinstance(node.func, ast.Name) and node.func.id in _ALLOWED_CALLS) or node.keywords:
-                raise UnsafeProgram(f"only calls to {sorted(_ALLOWED_CALLS)} are allowed")
-        if isinstance(node, ast.For):
-            it = node.iter
-            is_range = isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
-            if not (isinstance(node.target, ast.Name) and is_range):
-                raise UnsafeProgram("for loops must be `for name in range(...)`")
-    return tree
-
-
-class _Instrument(ast.NodeTransformer):
-    """Count loop iterations and cap magnitudes of assigned values inside loops.
-
-    Straight-line code without `**` cannot build a huge int from bounded inputs, so only assignments inside
-    loops (where values can compound) are checked; every return value is checked.
-    """
-
-    loop_depth = 0
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
-        self.generic_visit(node)
-        node.body.insert(0, ast.parse("__steps = 0").body[0])
-        return node
-
-    def _tick(self, node: ast.While | ast.For) -> ast.AST:
-        self.loop_depth += 1
-        self.generic_visit(node)
-        self.loop_depth -= 1
-        tick = ast.parse(f"__steps += 1\nif __steps > {MAX_STEPS}: __limit('step')").body
-        node.body[:0] = tick
-        return node
-
-    visit_While = visit_For = _tick
-
-    def visit_Return(self, node: ast.Return) -> ast.Return:
-        check = ast.parse("__check(0)", mode="eval").body
-        check.args = [node.value]
-        node.value = check
-        return node
-
-    def _checked(self, node: ast.Assign | ast.AugAssign) -> ast.AST | list[ast.AST]:
-        target = node.targets[0] if isinstance(node, ast.Assign) else node.target
-        if not isinstance(target, ast.Name) or (isinstance(node, ast.Assign) and len(node.targets) != 1):
-            raise UnsafeProgram("only single plain names can be assigned")
-        if not self.loop_depth:
-            return node
-        check = ast.parse(f"if not -{MAX_ABS} <= {target.id} <= {MAX_ABS}: __limit('magnitude')").body[0]
-        return [node, check]
-
-    visit_Assign = visit_AugAssign = _checked
+def _guard(steps: int, deadline: float) -> tuple[int, float]:
+    """Called by the instrumented code when `steps` passes its next check point; returns the next one."""
+    if steps > MAX_STEPS:
+        _limit("step")
+    now = time.thread_time()
+    if not deadline:  # the call's first check: start its clock
+        deadline = now + MAX_SECONDS
+    elif now > deadline:
+        _limit("time")
+    return min(steps + _CLOCK_EVERY, MAX_STEPS), deadline
 
 
 def _check_result(value: object) -> int:
-    if type(value) is not int:  # bools from comparisons are not answers
+    if type(value) is not int:  # bools from comparisons, and None, are not answers
         raise ExecutionError(f"returned {type(value).__name__}, not int")
     if not -MAX_ABS <= value <= MAX_ABS:
         _limit("magnitude")
     return value
 
 
+def check_source(source: str, entry: str) -> ast.Module:
+    """Parse `source`, enforce the source limits and the allow-list; return the tree. Raises UnsafeProgram."""
+    return _check(source, entry)[0]
+
+
+def _check(source: str, entry: str) -> tuple[ast.Module, dict[int, int], bool]:
+    """check_source, plus what the instrumenter needs: calls per statement (by id) and whether there are loops."""
+    if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS:
+        raise UnsafeProgram(f"source must be a str of at most {MAX_SOURCE_CHARS} characters")
+    try:
+        tree = ast.parse(source)
+    except Exception as e:  # noqa: BLE001 - SyntaxError, ValueError (NUL), RecursionError/MemoryError (nesting)
+        raise UnsafeProgram(f"cannot parse: {type(e).__name__}: {e}") from None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != entry:
+        raise UnsafeProgram(f"source must be exactly one function named {entry!r}")
+    fn = tree.body[0]
+    args = fn.args
+    if fn.decorator_list or fn.returns or getattr(fn, "type_params", None):
+        raise UnsafeProgram("decorators, annotations and type parameters are not allowed")
+    if args.vararg or args.kwarg or args.defaults or args.kwonlyargs or args.posonlyargs:
+        raise UnsafeProgram("only plain positional parameters are allowed (no defaults, *args, keyword-only)")
+    if entry.startswith("_") or entry in _ALLOWED_CALLS:
+        raise UnsafeProgram(f"the function may not be named {entry!r}")
+    reserved = _ALLOWED_CALLS | {entry}
+    calls: dict[int, int] = {}  # id(statement) -> number of calls in its own expressions
+    callees: set[int] = set()  # ids of the Name nodes that are call targets
+    loop_ranges: set[int] = set()  # ids of the range(...) calls that are a for loop's iterable
+    has_loop = False
+    count = 0
+    # Iterative pre-order walk (parents before children), so depth is tracked without recursion.
+    stack: list[tuple[ast.AST, int, ast.AST]] = [(node, 1, node) for node in (args, *fn.body)]
+    while stack:
+        node, depth, owner = stack.pop()
+        count += 1
+        if count > MAX_NODES or depth > MAX_DEPTH:
+            raise UnsafeProgram(f"program exceeds {MAX_NODES} AST nodes or nesting depth {MAX_DEPTH}")
+        kind = type(node)
+        if kind not in _ALLOWED_NODES:
+            raise UnsafeProgram(f"{kind.__name__} is not allowed")
+        if kind is ast.Name:
+            if node.id.startswith("_"):
+                raise UnsafeProgram(f"name {node.id!r} may not start with '_'")
+            if node.id in reserved and id(node) not in callees:
+                raise UnsafeProgram(f"{node.id!r} may only be called, never assigned or referenced")
+        elif kind is ast.arg:
+            if node.arg.startswith("_") or node.arg in reserved or node.annotation:
+                raise UnsafeProgram(f"parameter {node.arg!r} is not allowed")
+        elif kind is ast.Constant:
+            if type(node.value) is not int or not -MAX_ABS <= node.value <= MAX_ABS:
+                raise UnsafeProgram(f"constant {node.value!r} is not an int within +-{MAX_ABS}")
+        elif kind is ast.Call:
+            name = node.func.id if type(node.func) is ast.Name else None
+            if name not in _ALLOWED_CALLS or node.keywords:
+                raise UnsafeProgram(f"only calls to {sorted(_ALLOWED_CALLS)}, without keywords, are allowed")
+            low, high = _ARITY[name]
+            if not low <= len(node.args) <= high or (name == "range" and id(node) not in loop_ranges):
+                raise UnsafeProgram(f"{name} takes {low}..{high} arguments; range only as `for name in range(...)`")
+            callees.add(id(node.func))
+            calls[id(owner)] = calls.get(id(owner), 0) + 1
+        elif kind is ast.For:
+            it = node.iter
+            if not (type(node.target) is ast.Name and type(it) is ast.Call and getattr(it.func, "id", "") == "range"):
+                raise UnsafeProgram("for loops must be `for name in range(...)`")
+            loop_ranges.add(id(it))
+            has_loop = True
+        elif kind is ast.While:
+            has_loop = True
+        elif kind is ast.Assign:
+            if len(node.targets) != 1 or type(node.targets[0]) is not ast.Name:
+                raise UnsafeProgram("only single plain names can be assigned")
+        elif kind is ast.AugAssign:
+            if type(node.target) is not ast.Name:
+                raise UnsafeProgram("only single plain names can be assigned")
+        for child in ast.iter_child_nodes(node):
+            stack.append((child, depth + 1, child if isinstance(child, ast.stmt) else owner))
+    return tree, calls, has_loop
+
+
+# Instrumentation. Inserted statements come from ast.parse, so they carry locations, and are shared between
+# places and programs: compile() only reads the tree, and nothing mutates these templates.
+@lru_cache(maxsize=64)
+def _tick(steps: int) -> tuple[ast.stmt, ...]:
+    source = f"__steps += {steps}\nif __steps > __check_at: __check_at, __deadline = __guard(__steps, __deadline)"
+    return tuple(ast.parse(source).body)
+
+
+@lru_cache(maxsize=1024)
+def _bounded(name: str) -> ast.stmt:
+    return ast.parse(f"if not -{MAX_ABS} <= {name} <= {MAX_ABS}: __limit('magnitude')").body[0]
+
+
+_PROLOGUE = tuple(ast.parse(f"__steps = 0\n__check_at = {_FIRST_CLOCK}\n__deadline = 0.0").body)
+_FELL_OFF = ast.parse("__check(None)").body[0]  # reached only when the body ends without `return`
+
+
+def _checked(value: ast.expr | None, at: ast.stmt) -> ast.Call:
+    value = value or ast.copy_location(ast.Constant(None), at)
+    func = ast.copy_location(ast.Name("__check", ast.Load()), value)
+    return ast.copy_location(ast.Call(func, [value], []), value)
+
+
+def _instrument(stmts: list[ast.stmt], calls: dict[int, int]) -> list[ast.stmt]:
+    """Add step ticks (loop bodies, statements with calls), magnitude checks after assignments, checked returns."""
+    out: list[ast.stmt] = []
+    for node in stmts:
+        n_calls = calls.get(id(node), 0)
+        if isinstance(node, ast.If | ast.While | ast.For):
+            node.body = _instrument(node.body, calls)
+            node.orelse = _instrument(node.orelse, calls)
+            if not isinstance(node, ast.If):
+                # A while test's calls run again before every iteration; a for's iterable runs once.
+                node.body[:0] = _tick(1 + n_calls if isinstance(node, ast.While) else 1)
+        if n_calls:
+            out += _tick(n_calls)
+        out.append(node)
+        if isinstance(node, ast.AugAssign):
+            out.append(_bounded(node.target.id))
+        elif isinstance(node, ast.Assign) and not isinstance(node.value, ast.Name | ast.Constant):
+            # A copied name or constant is already bounded (parameters on entry, constants at load time).
+            out.append(_bounded(node.targets[0].id))
+        elif isinstance(node, ast.Return):
+            node.value = _checked(node.value, node)
+    return out
+
+
 @dataclass(frozen=True)
 class Program:
-    """A checked, compiled program. Call it with keyword arguments; it returns an int or raises ExecutionError."""
+    """A checked, compiled program. Call it with keyword arguments; it returns an int or raises ExecutionError.
+
+    `fn` is the raw instrumented function: call the program or `table`, which turn every failure into
+    ExecutionError.
+    """
 
     source: str
     entry: str
@@ -153,22 +262,25 @@ class Program:
             return [fn(**inputs, **latent) for latent in latents]
         except ExecutionError:
             raise
-        except (ArithmeticError, TypeError, NameError, RecursionError) as e:
+        except Exception as e:  # noqa: BLE001 - any failure of the program (or bad arguments) is one error type
             raise ExecutionError(f"{type(e).__name__}: {e}") from None
 
 
 @lru_cache(maxsize=4096)
 def load_program(source: str, entry: str = "f") -> Program:
-    """Check `source` against the allow-list, instrument it, and compile it once (cached by source).
+    """Check `source` against the limits and allow-list, instrument it, and compile it once (cached by source).
 
     >>> load_program("def f(x, r):\\n    return (x * r) % 5")(x=3, r=4)
     2
     """
-    tree = check_source(source, entry)
-    params = tuple(a.arg for a in tree.body[0].args.args)
+    tree, calls, has_loop = _check(source, entry)
+    fn = tree.body[0]
+    params = tuple(a.arg for a in fn.args.args)
     structure = _structure(tree)
-    # Every node the instrumenter adds comes from ast.parse, so all have locations: no fix_missing_locations.
-    tree = _Instrument().visit(tree)
+    body = [_bounded(p) for p in params]
+    if has_loop or calls:  # straight-line code without calls never ticks: no counter to set up
+        body += _PROLOGUE
+    fn.body = [*body, *_instrument(fn.body, calls), _FELL_OFF]
     scope: dict = {
         "__builtins__": {},
         "abs": abs,
@@ -177,8 +289,13 @@ def load_program(source: str, entry: str = "f") -> Program:
         "range": _range,
         "__limit": _limit,
         "__check": _check_result,
+        "__guard": _guard,
     }
-    exec(compile(tree, f"<cftrain:{entry}>", "exec"), scope)  # noqa: S102 - source passed check_source
+    try:
+        code = compile(tree, f"<cftrain:{entry}>", "exec")
+    except Exception as e:  # noqa: BLE001 - the checks above should make this unreachable; stay typed
+        raise UnsafeProgram(f"cannot compile: {type(e).__name__}: {e}") from None
+    exec(code, scope)  # noqa: S102 - source passed the checks above
     return Program(source, entry, params, structure, scope[entry])
 
 

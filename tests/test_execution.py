@@ -4,6 +4,8 @@ import pytest
 
 from cftrain.execution import (
     MAX_ABS,
+    MAX_DEPTH,
+    MAX_SOURCE_CHARS,
     ExecutionError,
     UnsafeProgram,
     check_source,
@@ -99,6 +101,24 @@ def test_magnitude_cap_in_loops_and_returns():
     big = load_program("def f(x, r):\n    return x * x * x")
     with pytest.raises(ExecutionError, match="magnitude"):
         big(x=MAX_ABS, r=0)
+
+
+def test_magnitude_cap_on_straight_line_assignments():
+    square = load_program("def f(x, r):\n    y = x * x\n    return y % 7")
+    assert square(x=10**6, r=0) == 10**12 % 7
+    with pytest.raises(ExecutionError, match="magnitude"):
+        square(x=10**6 + 1, r=0)
+
+
+def test_source_limits_are_exact():
+    head = "def f(x, r):\n    return x  #"
+    assert load_program(head + "a" * (MAX_SOURCE_CHARS - len(head)))(x=1, r=0) == 1
+    with pytest.raises(UnsafeProgram, match="characters"):
+        load_program(head + "a" * (MAX_SOURCE_CHARS - len(head) + 1))
+    # Return (depth 1) > k nested unary minus > Name > Load: depth k + 3.
+    assert abs(load_program("def f(x, r):\n    return " + "-" * (MAX_DEPTH - 3) + "x")(x=1, r=0)) == 1
+    with pytest.raises(UnsafeProgram, match="depth"):
+        load_program("def f(x, r):\n    return " + "-" * (MAX_DEPTH - 2) + "x")
 
 
 @pytest.mark.parametrize(
