@@ -207,8 +207,10 @@ def cmd_distill(args: argparse.Namespace) -> None:
         records = list(generate(family, args.variant, args.n, args.seed, family.make_config(**_knobs(args.set))))
         prompt = PromptConfig(args.template, scaffold=args.scaffold)
     out = _writable_file(args.out)
-    texts = sample_teacher(args.teacher, records, prompt, samples=args.samples, temperature=args.temperature,
-                           max_new_tokens=args.max_new_tokens, endpoint_model=args.endpoint_model)  # fmt: skip
+    with bad_input():  # a refused URL or a failing endpoint is one line, exit 2
+        texts = sample_teacher(args.teacher, records, prompt, samples=args.samples, temperature=args.temperature,
+                               max_new_tokens=args.max_new_tokens, endpoint_model=args.endpoint_model,
+                               allow_insecure=args.allow_insecure_http)  # fmt: skip
     kept = verified_traces(
         records, texts, provenance(args.teacher, args.samples, args.temperature, args.max_new_tokens)
     )
@@ -274,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("distill", help="sample a teacher and keep verified traces (SFT data)")
     p.add_argument("--teacher", required=True, help="model folder / Hub id / cftrain:NAME, or an http(s) /v1 URL")
     p.add_argument("--endpoint-model", default="default", help="model name sent to a URL endpoint")
+    p.add_argument("--allow-insecure-http", action="store_true", help="send the key over http to a non-loopback URL")
     p.add_argument("--family", default="if_else")
     p.add_argument("--variant", default="counterfactual")
     p.add_argument("--n", type=int, required=True, help="number of items")

@@ -18,6 +18,7 @@ from typing import Any
 
 from cftrain.problems import VARIANTS, generate, get_family
 from cftrain.problems.base import GENERATOR_VERSION
+from cftrain.problems.records import json_lines, read_records
 from cftrain.prompts import PromptConfig, answer_line, build_completion, build_prompt, rationale
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -91,8 +92,11 @@ def write_jsonl(records: Iterable[Mapping], path: str | Path) -> str:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Every JSON line of a file (metrics logs, samples): no schema check; records go through `read_records`.
+
+    A bad line raises a one-line ValueError naming `file:line`.
+    """
+    return [row for _, row in json_lines(path, max_line_bytes=None)]
 
 
 def sha256_file(path: str | Path) -> str:
@@ -159,8 +163,10 @@ def load_suite(name: str, n: int | None = None, variants: Iterable[str] | None =
 
     `n` keeps the first n items per family x variant (suites are ordered, so this is a stable subset).
     """
+    # Every record is checked (schema, sandbox, answer recomputed): the frozen suites too, which takes well under
+    # a second for all of them.
     if name.endswith(".jsonl"):
-        records = read_jsonl(name)
+        records = read_records(name)
     else:
         families = {"id": ID_FAMILIES, "ood": OOD_FAMILIES, "all": ID_FAMILIES + OOD_FAMILIES}.get(name, (name,))
         records = []
@@ -170,7 +176,7 @@ def load_suite(name: str, n: int | None = None, variants: Iterable[str] | None =
                 raise ValueError(f"unknown suite {name!r}; suites: id, ood, all, a family name, or a .jsonl path")
             if not path.exists():
                 raise ValueError(f"suite file {path} is missing; regenerate it with `cftrain suites`")
-            records += read_jsonl(path)
+            records += read_records(path)
     keep = set(variants) if variants else set(VARIANTS)
     seen: Counter = Counter()
     out = []

@@ -374,7 +374,10 @@ def suite_checksums(suites: list[str]) -> dict[str, dict[str, str]]:
 
 
 def load_records(suites: list[str], n: int | None, variants: list[str] | None) -> list[dict]:
-    """Records of all suites, first occurrence of each id kept (so `all` + `if_else` does not count items twice)."""
+    """Records of all suites, first occurrence of each id kept (so `all` + `if_else` does not count items twice).
+
+    `load_suite` checks every record and recomputes its answer, so EM is scored against the program's answer.
+    """
     seen, records = set(), []
     for name in suites:
         suite_files(name)  # a clear error for a missing or unknown suite

@@ -1,7 +1,10 @@
 r"""Answer parsing and TRL-signature reward functions.
 
 The answer is the content of the last ``<answer>...</answer>`` (the last closing tag and the last opening tag
-before it), else of the last ``\boxed{...}`` (braces balanced). That content is read as a set of integers:
+before it), else of the last ``\boxed{...}`` (braces balanced), searched only *outside* the reasoning, as
+R1-style parsers do: text inside ``<think>...</think>``, after a ``<think>`` never closed, and before a first
+``</think>`` that no ``<think>`` opens (the chat template opened the block in the prompt) is ignored, so an answer
+written while thinking does not count. That content is read as a set of integers:
 
 - Integers are ASCII digits with an optional minus sign. A ``-`` is a sign only when a digit follows it and no
   letter or digit precedes it, so ``3-5`` and ``x-1`` are not negative numbers (they are prose, see below).
@@ -19,8 +22,9 @@ before it), else of the last ``\boxed{...}`` (braces balanced). That content is 
   as never closed (None; earlier boxes are not used). No gold set comes close, and the bound keeps the Python-level
   work per completion small whatever its length.
 
-Parsing never raises and stays linear in the text's length: tags are found with ``str.rfind`` and the set by one
-anchored regex over the reversed tail of the content. Tests: ``python -m pytest tests/test_rewards.py``.
+Parsing never raises and stays linear in the text's length: think blocks are cut by one lazy regex, tags are
+found with ``str.rfind`` and the set by one anchored regex over the reversed tail of the content. A completion
+that is not text (a chat message without a string ``content``, an empty list) reads as "" and scores 0. Tests: ``python -m pytest tests/test_rewards.py``.
 """
 
 import re
@@ -38,15 +42,32 @@ _INTRODUCERS = "=:∈*`"
 _SET_RUN_REVERSED = re.compile(r"(?:[\s0-9,;{}\[\]()$\\]+|(?<=[0-9])-(?!\w)|(?i:ro|dna)(?![^\W\d_])|tfel\\|thgir\\)*")
 _INT = re.compile(r"-?[0-9]+")
 _BRACE = re.compile(r"[{}]")
+# Lazy: a block ends at its first </think>, or at the end of the text when never closed.
+_THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL)
 
 
 def completion_text(completion: Completion) -> str:
     """The text of a completion: a string, or the content of the last message of a chat-format completion.
 
-    >>> completion_text([{"role": "assistant", "content": "<answer>3</answer>"}])
-    '<answer>3</answer>'
+    Never raises: anything else (no message, no ``content``, ``content: None``) is "", which scores 0.
+
+    >>> completion_text([{"role": "assistant", "content": "<answer>3</answer>"}]), completion_text([{"content": None}])
+    ('<answer>3</answer>', '')
     """
-    return completion if isinstance(completion, str) else completion[-1]["content"]
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        content = completion[-1].get("content")
+        return content if isinstance(content, str) else ""
+    return ""
+
+
+def _outside_think(text: str) -> str:
+    """The text with the reasoning cut out (rules: module doc); each cut becomes a space so no tokens are glued."""
+    close = text.find("</think>")
+    if close != -1 and text.find("<think>", 0, close) == -1:
+        text = text[close + len("</think>") :]
+    return _THINK.sub(" ", text) if "<think>" in text else text
 
 
 def _boxed_content(text: str) -> str | None:
@@ -98,9 +119,10 @@ def parse_answer(text: str) -> frozenset[int] | None:
     [3, 7]
     >>> sorted(parse_answer(r"so r is 2 or 5, and the result is \boxed{\{-1, 4\}}"))
     [-1, 4]
-    >>> parse_answer("<answer>3-5</answer>") is None
-    True
+    >>> parse_answer("<answer>3-5</answer>") is None, parse_answer("<think><answer>{1}</answer></think>") is None
+    (True, True)
     """
+    text = _outside_think(text)
     close = text.rfind("</answer>")
     start = text.rfind("<answer>", 0, close) if close != -1 else -1
     if start != -1:

@@ -22,6 +22,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from cftrain.data import build_mixture, counts, read_jsonl
+from cftrain.problems.records import read_records
 from cftrain.recipes import Recipe, save_recipe
 
 
@@ -39,6 +40,9 @@ def is_main_process() -> bool:
 
 def prepare_run(recipe: Recipe, resume: bool = True) -> Run:
     """Create the run folder, write the recipe and the data (main process), and find a checkpoint to resume."""
+    for path in (recipe.data.train_path, recipe.data.test_path):
+        if path:
+            read_records(path)  # a bad records file fails here, before anything is written
     out = Path(recipe.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_MODE", recipe.logging.mode)

@@ -12,12 +12,12 @@ counterfactual rationales.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cftrain.evaluate import generate, render_prompts, score_completion
+from cftrain.problems.records import read_records
 from cftrain.prompts import PromptConfig
 
 MODES = {"reasoned": ("Abduction:", 200), "direct": ("<answer", 20)}  # `<answer>{` is one token pair in training
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("suite", help="a JSONL file of records; its counterfactual items are used")
     parser.add_argument("--n", type=int, default=100)
     args = parser.parse_args()
-    records = [json.loads(line) for line in open(args.suite)]
+    records = read_records(args.suite)
     records = [r for r in records if r["variant"] == "counterfactual"][: args.n]
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model)

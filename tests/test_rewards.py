@@ -23,6 +23,12 @@ from cftrain.rewards import (
 )
 
 
+def short_id(value) -> str:
+    """A short test id for a long parameter (the default id repeats the whole value)."""
+    text = repr(value)
+    return text if len(text) <= 30 else f"{text[:24]}...({len(text)})"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -96,6 +102,40 @@ def test_no_answer():
     assert parse_answer("</answer><answer>") is None
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<think>maybe {1}</think> <answer>{2}</answer>", {2}),
+        ("<think><answer>{1}</answer></think>", None),
+        ("<think><answer>{1}</answer></think> so \\boxed{3}", {3}),
+        ("<answer>{1}</answer> <think>no, <answer>{2}</answer></think>", {1}),
+        ("<answer>{1}</answer> <think>never closed <answer>{2}</answer>", {1}),
+        ("<think>never closed <answer>{2}</answer>", None),
+        ("opened in the prompt: <answer>{2}</answer></think> <answer>{5}</answer>", {5}),
+        ("opened in the prompt: <answer>{2}</answer></think>", None),
+        ("<think>a</think><answer>{1<think>x</think>2}</answer>", {1, 2}),
+        ("<think>a<think>b</think> c</think> <answer>{4}</answer>", {4}),
+        ("</think>", None),
+    ],
+    ids=short_id,
+)
+def test_answers_inside_think_do_not_count(text, expected):
+    assert parse_answer(text) == (None if expected is None else frozenset(expected))
+    gold = [[1]] if expected is None else [sorted(expected)]
+    assert answer_reward([text], gold) == [float(expected is not None)]
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [[], [{}], [{"role": "assistant"}], [{"role": "assistant", "content": None}], [{"content": 3}], ["x"], None, 3],
+    ids=short_id,
+)
+def test_malformed_completions_score_zero(completion):
+    assert completion_text(completion) == ""
+    for func in REWARDS.values():
+        assert func([completion], answer=[[1]]) == [0.0]
+
+
 def test_chat_completions():
     chat = [{"role": "assistant", "content": "<answer>{1, 2}</answer>"}]
     assert completion_text(chat) == "<answer>{1, 2}</answer>"
@@ -119,7 +159,10 @@ def test_chat_completions():
         "<answer>\x00</answer>\x00",
         "<answer>\ud800</answer>",
         "<answer>" + "1 " * 500_000 + "</answer>",
+        "<think>" * 100_000 + "<answer>1</answer>",
+        "<think></think>" * 100_000 + "<think><answer>1</answer>",
     ],
+    ids=short_id,
 )
 def test_adversarial_inputs_read_as_none(text):
     assert parse_answer(text) is None
