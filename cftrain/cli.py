@@ -1,18 +1,40 @@
-"""`cftrain ...`: argument parsing and dispatch only. Heavy libraries are imported by the commands that need them."""
+"""`cftrain ...`: argument parsing and dispatch only. Heavy libraries are imported by the commands that need them.
+
+Bad input of any kind is one line on stderr and exit code 2, before anything is written; outputs appear complete
+or not at all (a temp sibling renamed into place); SIGTERM runs the same clean-up as Ctrl-C (exit code 143).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit code 2, no traceback."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `cftrain SUB: error: ...` and exit code 2, without the usage lines."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def one_line(message: object, limit: int = 1000) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @contextmanager
@@ -32,6 +54,57 @@ def _writable_file(path: str) -> Path:
     if p.is_dir():
         raise UsageError(f"--out {path}: is a folder, expected a .jsonl file path")
     return p
+
+
+def _writable_folder(path: str, flag: str = "--out") -> Path:
+    """`path` is an existing writable folder, or can be created (its nearest existing ancestor is a writable folder)."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{flag} {path}: exists and is not a folder")
+    ancestor = next(a for a in (p.resolve(), *p.resolve().parents) if a.exists())
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: folder {ancestor} is not writable")
+    return p
+
+
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """Build a folder in a temp sibling and move it into `out` once complete: a failure, Ctrl-C or SIGTERM leaves
+    `out` as it was (a SIGKILL leaves `.NAME.partial-PID-*`, removed by the next run for the same `out`)."""
+    from cftrain.data import partial_prefix, remove_stale_partials
+
+    out = out.resolve()
+    ancestor = next((a for a in out.parents if a.exists()), out)
+    if not os.access(ancestor, os.W_OK) and out.is_dir():
+        ancestor = out  # `--out .` under a read-only parent: stage inside
+    remove_stale_partials(ancestor / out.name)
+    tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(out), dir=ancestor))
+    try:
+        os.chmod(tmp, 0o755)
+        yield tmp
+        if out.is_dir():
+            _move_into(tmp, out)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into(src: Path, dst: Path) -> None:
+    for entry in src.iterdir():
+        target = dst / entry.name
+        if entry.is_dir() and target.is_dir():
+            _move_into(entry, target)
+        else:
+            os.replace(entry, target)
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{name} must be > 0; got {value}")
 
 
 def _knobs(pairs: list[str]) -> dict[str, str]:
@@ -71,7 +144,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     per_item = len(family.variants) if args.variant == "all" else 1
     records = generate(family, args.variant, args.n, args.seed, cfg)
     bar = tqdm(records, total=args.n * per_item, unit="rec", disable=args.n < 1000, file=sys.stderr)
-    write_jsonl(bar, out)
+    with bad_input():  # knobs no item can satisfy fail while generating
+        write_jsonl(bar, out)
     print(f"wrote {args.n * per_item} records to {out}", file=sys.stderr)
 
 
@@ -88,6 +162,7 @@ def _source(spec: str, seed: int):
 def cmd_build_data(args: argparse.Namespace) -> None:
     from cftrain.data import build_mixture
 
+    out = _writable_folder(args.out)
     with bad_input():
         if args.recipe:
             from cftrain.recipes import load_recipe
@@ -99,29 +174,44 @@ def cmd_build_data(args: argparse.Namespace) -> None:
             test = [_source(s, args.seed + 1) for s in args.test]
         if not train and not test:
             raise UsageError("nothing to build: give --train/--test FAMILY:N or --recipe FILE")
-        manifest = build_mixture(train, test, args.out)
+        with staged(out) as tmp:
+            manifest = build_mixture(train, test, tmp)
     print(json.dumps({k: manifest[k]["counts"] for k in ("train", "test")}, indent=2))
 
 
 def cmd_suites(args: argparse.Namespace) -> None:
     from cftrain.data import write_suites
 
-    manifest = write_suites(args.out)
+    with staged(_writable_folder(args.out)) as tmp:
+        manifest = write_suites(tmp)
     for path, entry in manifest["files"].items():
         print(f"{path}: {sum(entry['counts'].values())} records, sha256 {entry['sha256'][:12]}")
 
 
 def cmd_tiny_model(args: argparse.Namespace) -> None:
-    from cftrain.models import build_tiny_model, default_corpus
+    from cftrain.models import TINY_SIZES, build_tiny_model, default_corpus
 
-    print(build_tiny_model(args.out, default_corpus(), size=args.size, seed=args.seed))
+    if args.size not in TINY_SIZES:
+        raise UsageError(f"--size must be one of {', '.join(TINY_SIZES)}; got {args.size!r}")
+    out = _writable_folder(args.out)
+    with staged(out) as tmp:
+        build_tiny_model(tmp, default_corpus(), size=args.size, seed=args.seed)
+    print(out)
+
+
+def _started(metrics: Path, size_before: int) -> bool:
+    """Training began in this invocation: the metrics logger appended its `start` line."""
+    return metrics.exists() and metrics.stat().st_size > size_before
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from cftrain.recipes import load_recipe, parse_overrides, recipe_dict
+    from cftrain.recipes import check_run, load_recipe, parse_overrides, recipe_dict
 
     with bad_input():
         recipe = load_recipe(args.recipe, parse_overrides(args.overrides))
+        # The same checks with and without --dry-run (a dry run does not require this machine's hardware).
+        check_run(recipe, hardware=not args.dry_run)
+    out = _writable_folder(recipe.output_dir, "output_dir")
     if args.dry_run:
         import yaml
 
@@ -132,32 +222,45 @@ def cmd_train(args: argparse.Namespace) -> None:
             train = [r for s in recipe.data.train for r in s.records("train")]
         print(yaml.safe_dump({"data_manifest": {"train": counts(train)}}, sort_keys=False), end="")
         return
-    from cftrain.recipes import trainer_config
-
-    with bad_input():
-        trainer_config(recipe)  # this machine can run it (bf16 needs a GPU, ...)
     if recipe.method == "sft":
         from cftrain.sft import main as train
     elif recipe.method == "ppo":
         from cftrain.ppo import main as train
     else:
         from cftrain.grpo import main as train
-    final = train(recipe, resume=not args.no_resume)
+    created = not out.exists()
+    metrics = out / "metrics.jsonl"
+    size_before = metrics.stat().st_size if metrics.exists() else 0
+    try:
+        final = train(recipe, resume=not args.no_resume)
+    except BaseException as e:
+        if _started(metrics, size_before):
+            raise  # a failure while training: the run folder stays, resumable from its checkpoints
+        # Setup failed before the first step: remove the run folder this invocation created; bad data is bad input.
+        if created and int(os.environ.get("RANK", "0")) == 0:
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(e, ValueError):
+            raise UsageError(str(e)) from None
+        raise
     print(f"saved {final}", file=sys.stderr)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from cftrain.evaluate import default_out, run_eval
+    from cftrain.models import check_model
     from cftrain.prompts import PromptConfig
 
-    for path in (args.model, args.adapter):
-        if path and (os.sep in path or path.startswith(".")) and not Path(path).exists():
-            raise UsageError(f"{path}: no such folder")
-    if args.n is not None and args.n <= 0:
-        raise UsageError(f"--n must be > 0; got {args.n}")
+    with bad_input():
+        check_model(args.model, "--model")  # a cftrain: name, a folder, or a Hub id (cached when offline)
+    if args.adapter and not Path(args.adapter).is_dir():
+        raise UsageError(f"--adapter {args.adapter}: no such folder")
+    for name in ("n", "samples", "max_new_tokens", "batch_size"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    if not (args.temperature >= 0 and math.isfinite(args.temperature)):
+        raise UsageError(f"--temperature must be >= 0; got {args.temperature}")
+    out = _writable_folder(str(args.out or default_out(args.model, args.adapter)))
     with bad_input():
         prompt = PromptConfig(template=args.template) if args.template else None
-        out = Path(args.out) if args.out else default_out(args.model, args.adapter)
         result = run_eval(
             args.model,
             args.adapter,
@@ -184,25 +287,40 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from cftrain.report import write_report
 
-    with bad_input():
-        path = write_report(args.dirs, args.out, args.names)
-    print(path)
+    out = _writable_folder(args.out)
+    with bad_input(), staged(out) as tmp:
+        write_report(args.dirs, tmp, args.names)
+    print(out / "report.md")
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
-    from cftrain.models import merge_adapter
+    from cftrain.models import DTYPES, merge_adapter
 
-    with bad_input():
-        print(merge_adapter(args.adapter, args.out, args.dtype))
+    if not (Path(args.adapter) / "adapter_config.json").is_file():
+        raise UsageError(f"--adapter {args.adapter}: no adapter_config.json there, not a LoRA adapter folder")
+    if args.dtype not in DTYPES:
+        raise UsageError(f"--dtype must be one of {', '.join(DTYPES)}; got {args.dtype!r}")
+    out = _writable_folder(args.out)
+    with bad_input(), staged(out) as tmp:
+        merge_adapter(args.adapter, tmp, args.dtype)
+    print(out)
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
     from cftrain.data import write_jsonl
     from cftrain.distill import provenance, sample_teacher, verified_traces
+    from cftrain.models import check_model
     from cftrain.problems import generate, get_family
     from cftrain.prompts import PromptConfig
 
+    for name in ("n", "samples", "max_new_tokens"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    if not (args.temperature >= 0 and math.isfinite(args.temperature)):
+        raise UsageError(f"--temperature must be >= 0; got {args.temperature}")
+    url = args.teacher.startswith(("http://", "https://"))
     with bad_input():
+        if not url:
+            check_model(args.teacher, "--teacher")
         family = get_family(args.family)
         records = list(generate(family, args.variant, args.n, args.seed, family.make_config(**_knobs(args.set))))
         prompt = PromptConfig(args.template, scaffold=args.scaffold)
@@ -221,18 +339,17 @@ def cmd_distill(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from cftrain.demo import main as demo
 
-    with bad_input():
-        if args.minutes <= 0:
-            raise UsageError(f"--minutes must be > 0; got {args.minutes}")
+    _positive("--minutes", args.minutes)
+    _writable_folder(args.out)
     demo(args.out, args.minutes, args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cftrain", description=__doc__)
+    parser = Parser(prog="cftrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("families", help="list families, variants and knobs")
-    p.set_defaults(fn=cmd_families)
+    p.set_defaults(fn=cmd_families, parser=p)
 
     p = sub.add_parser("generate", help="write records of one family to a .jsonl file")
     p.add_argument("--family", required=True)
@@ -241,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output .jsonl path")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="family knob override")
-    p.set_defaults(fn=cmd_generate)
+    p.set_defaults(fn=cmd_generate, parser=p)
 
     p = sub.add_parser("build-data", help="build a train/test mixture folder with a manifest")
     p.add_argument("--train", action="append", default=[], metavar="FAMILY:N[:VARIANTS]")
@@ -249,29 +366,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", help="take the mixture from a recipe's data block instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(fn=cmd_build_data)
+    p.set_defaults(fn=cmd_build_data, parser=p)
 
     p = sub.add_parser("suites", help="regenerate the frozen evaluation suites")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "data"))
-    p.set_defaults(fn=cmd_suites)
+    p.set_defaults(fn=cmd_suites, parser=p)
 
     p = sub.add_parser("tiny-model", help="build the embedded default model offline")
     p.add_argument("--out", required=True)
     p.add_argument("--size", default="tiny", help="micro | tiny | small")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(fn=cmd_tiny_model)
+    p.set_defaults(fn=cmd_tiny_model, parser=p)
 
     p = sub.add_parser("demo", help="the whole pipeline on the embedded model: data, SFT, GRPO, eval, report")
     p.add_argument("--out", default="runs/demo", help="output folder")
     p.add_argument("--minutes", type=float, default=15.0, help="budget on 2 CPU cores; scales the step counts")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(fn=cmd_demo)
+    p.set_defaults(fn=cmd_demo, parser=p)
 
     p = sub.add_parser("merge", help="fold a LoRA adapter into its base model (a plain full checkpoint)")
     p.add_argument("--adapter", required=True, help="adapter folder (e.g. runs/x/final)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
-    p.set_defaults(fn=cmd_merge)
+    p.set_defaults(fn=cmd_merge, parser=p)
 
     p = sub.add_parser("distill", help="sample a teacher and keep verified traces (SFT data)")
     p.add_argument("--teacher", required=True, help="model folder / Hub id / cftrain:NAME, or an http(s) /v1 URL")
@@ -288,14 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default="chat", help="plain | chat | compact")
     p.add_argument("--scaffold", default="none", help="none | abduct-act-predict")
     p.add_argument("--out", required=True, help="output .jsonl")
-    p.set_defaults(fn=cmd_distill)
+    p.set_defaults(fn=cmd_distill, parser=p)
 
     p = sub.add_parser("train", help="run a training recipe (sft | grpo | rloo | ppo)")
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and data manifest, then exit")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint (the default)")
     p.add_argument("--no-resume", action="store_true", help="start fresh even if output_dir has checkpoints")
-    p.set_defaults(fn=cmd_train)
+    p.set_defaults(fn=cmd_train, parser=p)
 
     p = sub.add_parser("eval", help="evaluate a model, adapter or checkpoint on the frozen suites")
     p.add_argument("--model", required=True, help="Hub id, cftrain:NAME, model folder, or <run>/final | checkpoint-N")
@@ -314,31 +431,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="auto | transformers | vllm (auto: vllm on a GPU if installed)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--out", help="output folder (default: <run>/eval[-checkpoint-N] or evals/<model>)")
-    p.set_defaults(fn=cmd_eval)
+    p.set_defaults(fn=cmd_eval, parser=p)
 
     p = sub.add_parser("report", help="markdown tables + PNG plots from eval and run folders")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="eval folders (metrics.json) or run folders")
     p.add_argument("--out", required=True, help="output folder for report.md and the PNGs")
     p.add_argument("--names", nargs="+", help="one display name per DIR (default: folder names)")
-    p.set_defaults(fn=cmd_report)
+    p.set_defaults(fn=cmd_report, parser=p)
 
     return parser
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: `finally` blocks remove temp files and staged folders
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143) in the main thread while a command runs (when no one else handles it)."""
+    install = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    )
+    previous = signal.signal(signal.SIGTERM, _terminate) if install else None
+    try:
+        yield
+    finally:
+        if install:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # `train` takes free-form `--block.field value` overrides after the recipe.
-    args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "train":
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        # `train` takes free-form `--block.field value` overrides after the recipe.
+        args, rest = parser.parse_known_args(argv)
+        if rest and args.command != "train":
+            args.parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    except SystemExit as e:  # argparse: --help (0) or a one-line error (2)
+        return e.code if isinstance(e.code, int) else 2
     args.overrides = rest
     try:
-        args.fn(args)
+        with _sigterm_unwinds():
+            args.fn(args)
     except UsageError as e:
-        print(f"cftrain {args.command}: error: {e}", file=sys.stderr)
+        print(f"cftrain {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `cftrain families | head -1`: the reader left; say nothing
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
     return 0
 
 

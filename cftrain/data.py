@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +74,43 @@ def _unit(text: str) -> float:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
 
 
+def partial_prefix(path: str | Path) -> str:
+    """Name prefix of the temp files and folders that are renamed to `path` when complete: `.NAME.partial-PID-`."""
+    return f".{Path(path).name}.partial-{os.getpid()}-"
+
+
+def remove_stale_partials(path: str | Path) -> None:
+    """Remove the temp files/folders of `path` left by writers that were killed (their process no longer exists)."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.partial-*-*"):
+        pid = stale.name.removeprefix(f".{path.name}.partial-").split("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        pass
+    return True
+
+
 def write_jsonl(records: Iterable[Mapping], path: str | Path) -> str:
-    """Write records atomically (temp file + rename: nothing half-written); return the file's sha256."""
+    """Write records atomically (temp file + rename: nothing half-written); return the file's sha256.
+
+    The temp file is `.NAME.partial-PID-XXXX` next to `path`; one left by a killed writer is removed by the next write.
+    """
     path = Path(path)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    remove_stale_partials(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=partial_prefix(path))
     try:
         with os.fdopen(fd, "w") as f:
             for record in records:

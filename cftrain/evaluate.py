@@ -35,11 +35,11 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
-
 from cftrain.data import DATA_DIR, ID_FAMILIES, OOD_FAMILIES, load_suite, sha256_file, write_jsonl
+from cftrain.models import adapter_base
 from cftrain.problems import FAMILIES
 from cftrain.prompts import PromptConfig, build_prompt
+from cftrain.recipes import read_yaml
 from cftrain.rewards import exact_match, parse_answer, set_f1
 from cftrain.traces import analyse_trace, trace_metrics
 
@@ -324,12 +324,13 @@ def resolve_target(model: str, adapter: str | None = None) -> dict:
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise ValueError(f"--adapter {adapter}: no adapter_config.json in that folder")
     recipe_path = find_recipe(adapter or model) if adapter or Path(model).is_dir() else None
-    recipe = yaml.safe_load(recipe_path.read_text()) if recipe_path else {}
+    recipe = read_yaml(recipe_path) if recipe_path else {}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{recipe_path}: not a recipe (expected a mapping)")
     base = model
     model_block = recipe.get("model") or {}
     if base is None:
-        config = json.loads((Path(adapter) / "adapter_config.json").read_text())
-        base = model_block.get("name_or_path") or config["base_model_name_or_path"]
+        base = model_block.get("name_or_path") or adapter_base(Path(adapter))
     has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
     gguf_file = model_block.get("gguf_file") if base == model_block.get("name_or_path") else None
     return {
@@ -430,7 +431,7 @@ def run_eval(
     """
     import torch
 
-    from cftrain.models import load_model, load_tokenizer, resolve_model
+    from cftrain.models import load_adapter, load_model, load_tokenizer, resolve_model
 
     if samples < 1 or max_new_tokens < 1 or batch_size < 1:
         raise ValueError(
@@ -441,7 +442,6 @@ def run_eval(
     records = load_records(suites, n, variants)
     checksums = suite_checksums(suites)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
     tokenizer = load_tokenizer(target["tokenizer"], gguf_file=target["tokenizer_gguf_file"])
@@ -458,10 +458,8 @@ def run_eval(
         device = "cuda" if torch.cuda.is_available() else None
         lm = load_model(target["base"], dtype=target["dtype"], gguf_file=target["gguf_file"], device=device)
         if target["adapter"]:
-            from peft import PeftModel
-
             # Merged once: generation then runs at the base model's speed.
-            lm = PeftModel.from_pretrained(lm, target["adapter"]).merge_and_unload()
+            lm = load_adapter(lm, target["adapter"])
 
     sampling = [(samples, temperature)] + ([(ALIGNMENT_SAMPLES, 1.0)] if alignment else [])
     if backend == "vllm":
@@ -487,6 +485,7 @@ def run_eval(
                 )
             )
     rows, *aligned = [score(records, prompts, texts, counts) for texts, counts in generated]
+    out.mkdir(parents=True, exist_ok=True)  # only now: a failed eval leaves no empty folder
     write_jsonl(rows, out / "samples.jsonl")
     result = {
         "model": model,

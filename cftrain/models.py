@@ -21,7 +21,8 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Bump when the build (or default_corpus) changes, so that caches built by older code are not reused.
@@ -225,6 +226,52 @@ def resolve_model(name_or_path: str) -> str:
     return str(_build_once(cftrain_home() / "models" / f"{name}-{CACHE_VERSION}", build))
 
 
+EMBEDDED = (*TINY_SIZES, "smollm2")
+
+
+def check_model(name_or_path: str, what: str = "model") -> None:
+    """ValueError unless `name_or_path` can resolve here without building or downloading anything: a known `cftrain:`
+    name, an existing local folder, or a Hub id (which, with HF_HUB_OFFLINE set, must be in the Hub cache)."""
+    if name_or_path.startswith("cftrain:"):
+        if name_or_path.removeprefix("cftrain:") not in EMBEDDED:
+            known = ", ".join(f"cftrain:{n}" for n in EMBEDDED)
+            raise ValueError(f"{what}: unknown model {name_or_path!r}; the embedded models are {known}")
+        return
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{what} {name_or_path}: not a folder")
+        return
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
+        raise ValueError(f"{what} {name_or_path}: no such folder (and not a Hub id of the form org/name)")
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false", "no"):
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(name_or_path, "config.json")
+        except ValueError as e:  # not a valid repo id
+            raise ValueError(f"{what} {name_or_path}: {e}") from None
+        if not isinstance(cached, str):
+            raise ValueError(
+                f"{what} {name_or_path}: not a local folder and not in the Hub cache (HF_HUB_OFFLINE is set)"
+            )
+
+
+@contextmanager
+def loading(folder: str | Path, what: str = "model") -> Iterator[None]:
+    """Turn the errors of transformers / peft / safetensors on a broken or missing checkpoint into one ValueError that
+    names the folder (truncated weights, a bad config.json, a missing base model, ...)."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        message = " ".join(str(e).split())[:300] or type(e).__name__
+        raise ValueError(f"{folder}: cannot load the {what}: {message}") from None
+    except Exception as e:
+        if type(e).__name__ != "SafetensorError":  # safetensors' Rust error class (a plain Exception subclass)
+            raise
+        raise ValueError(f"{folder}: cannot load the {what}: {' '.join(str(e).split())[:300]}") from None
+
+
 def load_model(name_or_path: str, dtype: str = "auto", gguf_file: str | None = None, device: str | None = None):
     """Load a causal LM by Hub id, local folder or `cftrain:` name.
 
@@ -241,9 +288,10 @@ def load_model(name_or_path: str, dtype: str = "auto", gguf_file: str | None = N
     if dtype == "auto" and target.startswith("cpu"):
         dtype = "float32"
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype, gguf_file=gguf_file, local_files_only=Path(path).is_dir()
-    )
+    with loading(path):
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype, gguf_file=gguf_file, local_files_only=Path(path).is_dir()
+        )
     return model.to(device) if device else model
 
 
@@ -257,34 +305,50 @@ def load_tokenizer(name_or_path: str, gguf_file: str | None = None, padding_side
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     path = resolve_model(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file, local_files_only=Path(path).is_dir())
+    with loading(path, "tokenizer"):
+        tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file, local_files_only=Path(path).is_dir())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
     return tokenizer
 
 
-def _base_of(adapter_dir: Path) -> str:
+def adapter_base(adapter_dir: Path) -> str:
     """The model an adapter was trained on: its recipe's model (which may itself be an adapter folder), else the
     adapter config's base (PEFT records the raw base even when training started from another adapter)."""
     import json
 
-    import yaml
+    from cftrain.recipes import read_yaml
 
     recipe = adapter_dir / "recipe.yaml"
     if recipe.exists():
-        return yaml.safe_load(recipe.read_text())["model"]["name_or_path"]
-    return json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+        raw = read_yaml(recipe)
+        model = raw.get("model") if isinstance(raw, dict) else None
+        source, base = recipe, model.get("name_or_path") if isinstance(model, dict) else None
+    else:
+        source = adapter_dir / "adapter_config.json"
+        with loading(adapter_dir, "adapter config"):
+            base = json.loads(source.read_text()).get("base_model_name_or_path")
+    if not isinstance(base, str) or not base:
+        raise ValueError(f"{source}: names no base model")
+    check_model(base, f"{source}: base model")
+    return base
+
+
+def load_adapter(model, adapter_dir: str | Path):
+    """`model` with the LoRA adapter in `adapter_dir` merged in."""
+    from peft import PeftModel
+
+    with loading(adapter_dir, "adapter"):
+        return PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
 
 
 def load_merged(name_or_path: str | Path, dtype: str = "auto"):
     """Load a model; an adapter folder is loaded onto its base and merged, recursively for stacked adapters."""
-    from peft import PeftModel
-
     folder = Path(resolve_model(str(name_or_path)))
     if not (folder / "adapter_config.json").exists():
         return load_model(str(folder), dtype=dtype)
-    return PeftModel.from_pretrained(load_merged(_base_of(folder), dtype), str(folder)).merge_and_unload()
+    return load_adapter(load_merged(adapter_base(folder), dtype), folder)
 
 
 def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "auto") -> Path:
@@ -294,7 +358,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, dtype: str = "au
         raise ValueError(f"{adapter_dir} holds no adapter_config.json: not a LoRA adapter folder")
     model = load_merged(adapter_dir, dtype)
     model.save_pretrained(out_dir)
-    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else _base_of(adapter_dir)
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").exists() else adapter_base(adapter_dir)
     load_tokenizer(str(tokenizer_source)).save_pretrained(out_dir)
     if (adapter_dir / "recipe.yaml").exists():
         shutil.copyfile(adapter_dir / "recipe.yaml", out_dir / "recipe.yaml")

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
+import functools
 import importlib
+import math
+import reprlib
 import types
 import typing
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,6 +210,18 @@ def resolve_reward(name: str) -> Callable[..., list[float]]:
 # ---------------------------------------------------------------- building dataclasses from dicts
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = 4
+_REPR.maxlevel = 2
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """repr() bounded in size and time (a value built from YAML aliases can be huge)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _fail(path: str, message: str) -> None:
     raise ValueError(f"{path}: {message}")
 
@@ -238,6 +255,7 @@ def _build(cls: type, raw: Any, path: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, path: str) -> Any:
+    """`value` checked (and, for numbers, converted) against the annotation `hint`, as HfArgumentParser would."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -248,30 +266,49 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
                 return _coerce(arg, value, path)
             except ValueError:
                 continue
-        _fail(path, f"expected {_name(hint)}; got {value!r}")
+        _fail(path, f"expected {_name(hint)}; got {short_repr(value)}")
+    if origin is typing.Literal:
+        if value not in args:
+            _fail(path, f"expected one of {', '.join(map(repr, args))}; got {short_repr(value)}")
+        return value
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)
-    if origin is list:
+    if origin is list or hint is list:
         if not isinstance(value, list):
-            _fail(path, f"expected a list; got {value!r}")
-        return [_coerce(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
+            _fail(path, f"expected a list; got {short_repr(value)}")
+        return [_coerce(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict or hint is dict:
         if not isinstance(value, dict):
-            _fail(path, f"expected a mapping; got {value!r}")
-        return {k: _coerce(args[1], v, f"{path}.{k}") for k, v in value.items()}
-    if hint is Any:
+            _fail(path, f"expected a mapping; got {short_repr(value)}")
+        return {k: _coerce(args[1], v, f"{path}.{k}") for k, v in value.items()} if args else value
+    if hint is Any or not isinstance(hint, type):
+        return value
+    if issubclass(hint, enum.Enum):
+        try:
+            hint(value)
+        except ValueError:
+            _fail(path, f"expected one of {', '.join(str(m.value) for m in hint)}; got {short_repr(value)}")
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads `1e-6` as a string; HfArgumentParser would call float() on it.
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            _fail(path, f"expected float; got {short_repr(value)}")
+        return number
     if hint is bool and not isinstance(value, bool):
-        _fail(path, f"expected true or false; got {value!r}")
+        _fail(path, f"expected true or false; got {short_repr(value)}")
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        _fail(path, f"expected {hint.__name__}; got {value!r}")
+        _fail(path, f"expected {hint.__name__}; got {short_repr(value)}")
     return value
 
 
 def _name(hint: Any) -> str:
-    return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint))
+    return " or ".join(getattr(a, "__name__", str(a)) for a in typing.get_args(hint) if a is not type(None))
 
 
 # ---------------------------------------------------------------- overrides and loading
@@ -303,32 +340,108 @@ def _scalar(text: str) -> Any:
             return kind(text)
         except ValueError:
             pass
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text  # `!!python/name:...`, `[1,`: taken as the string it is
 
 
 def _set(raw: dict, dotted: str, value: Any) -> None:
     node = raw
     *parents, last = dotted.split(".")
     for part in parents:
-        node = node.setdefault(part, {})
+        node = node.setdefault(part, {}) if isinstance(node, dict) else None
         if not isinstance(node, dict):
-            raise ValueError(f"override {dotted}: {part} is not a block")
+            raise ValueError(f"override --{dotted}: {part} is not a block")
     node[last] = value
+
+
+MAX_NODES = 100_000  # values in a loaded recipe once YAML aliases are expanded; real recipes have a few hundred
+MAX_DEPTH = 50
+
+
+def yaml_error(path: str | Path, error: yaml.YAMLError) -> str:
+    """One line, `FILE:LINE:COL: problem`, for a YAML syntax error."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return f"{path}: invalid YAML: {' '.join(str(error).split())}"
+    problem = " ".join(filter(None, (getattr(error, "context", None), getattr(error, "problem", None))))
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {problem}"
+
+
+def _expanded_size(value: Any, where: str) -> int:
+    """Number of values in `value` with shared (aliased) parts counted each time they appear; ValueError on a cycle,
+    on nesting deeper than MAX_DEPTH or beyond MAX_NODES. Memoised, so an alias chain costs its length, not its size."""
+    memo: dict[int, int | None] = {}
+
+    def size(node: Any, depth: int) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+        if id(node) in memo:
+            if memo[id(node)] is None:
+                raise ValueError(f"{where}: a YAML alias refers to itself")
+            return memo[id(node)]
+        memo[id(node)] = None
+        total = 1
+        for child in node.values() if isinstance(node, dict) else node:
+            total += size(child, depth + 1)
+            if total > MAX_NODES:
+                raise ValueError(
+                    f"{where}: expands to more than {MAX_NODES} values (YAML aliases?); too big for a recipe"
+                )
+        memo[id(node)] = total
+        return total
+
+    return size(value, 0)
+
+
+def read_yaml(path: str | Path, what: str = "recipe") -> Any:
+    """A small YAML file (a recipe), or ValueError naming the file (and line and column for syntax errors)."""
+    try:
+        value = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path}: is a folder, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} {path}: cannot read: {e}") from None
+    except yaml.YAMLError as e:
+        raise ValueError(yaml_error(path, e)) from None
+    _expanded_size(value, f"{what} {path}")
+    return value
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Read a recipe YAML, apply dotted overrides, validate cftrain blocks and the TRL trainer block."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise ValueError(f"recipe {path}: no such file") from None
-    except yaml.YAMLError as e:
-        raise ValueError(f"recipe {path}: invalid YAML: {e}") from None
+    raw = read_yaml(path) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"recipe {path}: expected a mapping of blocks (method, model, output_dir, ...)")
     for key, value in (overrides or {}).items():
         _set(raw, key, value)
     recipe = _build(Recipe, raw, "")
     trainer_config(recipe, hardware=False)  # validate the trainer block now, before any model loads
     return recipe
+
+
+def check_run(recipe: Recipe, hardware: bool = True) -> None:
+    """Everything `cftrain train` can check before it writes anything; `--dry-run` runs it with hardware=False.
+
+    The TRL config builds (on this machine's hardware with `hardware`), the model and any PPO value model resolve,
+    and the data files exist. ValueError names what is wrong.
+    """
+    from cftrain.models import check_model
+
+    trainer_config(recipe, hardware=hardware)
+    check_model(recipe.model.name_or_path, "model.name_or_path")
+    if recipe.method == "ppo" and recipe.ppo.get("value_model"):
+        check_model(recipe.ppo["value_model"], "ppo.value_model")
+    for name, path in (("data.train_path", recipe.data.train_path), ("data.test_path", recipe.data.test_path)):
+        if path and not Path(path).is_file():
+            raise ValueError(f"{name} {path}: no such file")
+    if not recipe.data.train and not recipe.data.train_path:
+        raise ValueError("data: no training records; set data.train or data.train_path")
 
 
 def recipe_dict(recipe: Recipe) -> dict:
@@ -346,6 +459,38 @@ _TRL_CONFIGS = {"sft": "SFTConfig", "grpo": "GRPOConfig", "rloo": "RLOOConfig"}
 _OWNED = {"output_dir": "output_dir", "seed": "seed", "report_to": "logging.wandb", "reward_weights": "rewards"}
 
 
+# Counts TRL accepts silently when they are zero or negative, and then fails on (or divides by) during training.
+_POSITIVE = ("per_device_train_batch_size", "gradient_accumulation_steps", "num_generations", "max_completion_length",
+             "logging_steps", "num_train_epochs", "steps_per_generation", "num_iterations", "max_length")  # fmt: skip
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _trainer_values(cls: type, trainer: dict[str, Any]) -> dict[str, Any]:
+    """`trainer:` checked field by field against the annotations of the TRL config class `cls`."""
+    allowed = {f.name for f in dataclasses.fields(cls) if f.init}
+    values = {}
+    for key, value in trainer.items():
+        if key in _OWNED:
+            raise ValueError(f"trainer.{key}: set it with `{_OWNED[key]}` in the recipe, not in trainer")
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; see the fields of trl.{cls.__name__}"
+            raise ValueError(f"trainer.{key}: not a field of trl.{cls.__name__}{hint}")
+        value = _coerce(_hints(cls).get(key, Any), value, f"trainer.{key}")
+        if key in _POSITIVE and isinstance(value, int | float) and value <= 0:
+            raise ValueError(f"trainer.{key} must be > 0; got {value}")
+        if key == "max_steps" and value < 1 and value != -1:
+            raise ValueError(f"trainer.max_steps must be > 0 (or -1: train num_train_epochs); got {value}")
+        if key == "learning_rate" and not 0 <= value < math.inf:
+            raise ValueError(f"trainer.learning_rate must be >= 0; got {value}")
+        values[key] = value
+    return values
+
+
 def trainer_config(recipe: Recipe, hardware: bool = True):
     """The TRL config dataclass for the recipe's method, built from `trainer:` (PPOSettings for ppo).
 
@@ -357,19 +502,11 @@ def trainer_config(recipe: Recipe, hardware: bool = True):
     import trl
 
     cls = getattr(trl, _TRL_CONFIGS[recipe.method])
-    allowed = {f.name for f in dataclasses.fields(cls) if f.init}
-    for key in recipe.trainer:
-        if key in _OWNED:
-            raise ValueError(f"trainer.{key}: set it with `{_OWNED[key]}` in the recipe, not in trainer")
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else f"; see the fields of trl.{cls.__name__}"
-            raise ValueError(f"trainer.{key}: not a field of trl.{cls.__name__}{hint}")
+    trainer = _trainer_values(cls, recipe.trainer)
     kwargs = {
         "output_dir": recipe.output_dir,
         "seed": recipe.seed,
         "report_to": ["wandb"] if recipe.logging.wandb and recipe.logging.mode != "disabled" else [],
-        **recipe.trainer,
     }
     if recipe.method != "sft":
         kwargs["reward_weights"] = list(recipe.rewards.values())
@@ -378,6 +515,24 @@ def trainer_config(recipe: Recipe, hardware: bool = True):
         if recipe.method != "sft":
             kwargs["use_vllm"] = False
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"trainer: trl.{cls.__name__} rejected the values: {e}") from None
+        with warnings.catch_warnings():  # transformers' notice, for every TRL config, that TRL's default is renamed
+            warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)
+            return cls(**kwargs, **{k: v for k, v in trainer.items() if k not in kwargs})
+    except (TypeError, ValueError, ArithmeticError, KeyError, AttributeError) as e:
+        # TRL's __post_init__ checks combinations of fields; name the field that, left out, lets the config build.
+        culprit = next(
+            (k for k in trainer if _builds(cls, {**kwargs, **{j: trainer[j] for j in trainer if j != k}})), None
+        )
+        which = f" (trainer.{culprit}={short_repr(trainer[culprit])})" if culprit else ""
+        message = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"trainer: trl.{cls.__name__} rejected the values{which}: {message}") from None
+
+
+def _builds(cls: type, kwargs: dict[str, Any]) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(**kwargs)
+    except Exception:  # noqa: BLE001 - only probing which field TRL objects to
+        return False
+    return True

@@ -60,6 +60,19 @@ def merge_evals(evals: list[dict]) -> dict:
     return merged
 
 
+def _read_metrics(path: Path) -> dict:
+    """An eval's metrics.json, or ValueError naming the file (and line and column of a JSON syntax error)."""
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read: {e}") from None
+    if not isinstance(value, dict) or not isinstance(value.get("metrics", {}), dict):
+        raise ValueError(f"{path}: expected a JSON object with a `metrics` mapping (written by `cftrain eval`)")
+    return value
+
+
 def load_entry(folder: str | Path, name: str | None = None) -> Entry:
     """Read an eval folder or a run folder; ValueError when it holds neither."""
     folder = Path(folder)
@@ -71,11 +84,15 @@ def load_entry(folder: str | Path, name: str | None = None) -> Entry:
     log_path = folder / "metrics.jsonl"
     if not paths and not log_path.is_file():
         raise ValueError(f"{folder}: holds no metrics.json, eval*/metrics.json or metrics.jsonl")
+    evaluation = merge_evals([_read_metrics(p) for p in paths]) if paths else {}
     try:
-        evaluation = merge_evals([json.loads(p.read_text()) for p in paths]) if paths else {}
         log = read_jsonl(log_path) if log_path.is_file() else []
     except json.JSONDecodeError as e:
-        raise ValueError(f"{folder}: unreadable metrics file: {e}") from None
+        raise ValueError(f"{log_path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{log_path}: cannot read: {e}") from None
+    if not all(isinstance(row, dict) for row in log):
+        raise ValueError(f"{log_path}: every line must be a JSON object")
     default = folder.resolve().parent.name if folder.name.startswith("eval") else folder.resolve().name
     return Entry(name or default, folder, paths, evaluation, log)
 
