@@ -39,14 +39,14 @@ from untrusted records, not for running arbitrary code next to secrets.
 from __future__ import annotations
 
 import ast
-import hashlib
 import itertools
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NoReturn
+
+from cftrain.structure import structure_of
 
 MAX_STEPS = 10_000
 MAX_ABS = 10**12
@@ -276,7 +276,7 @@ def load_program(source: str, entry: str = "f") -> Program:
     tree, calls, has_loop = _check(source, entry)
     fn = tree.body[0]
     params = tuple(a.arg for a in fn.args.args)
-    structure = _structure(tree)
+    structure = structure_of(tree)
     body = [_bounded(p) for p in params]
     if has_loop or calls:  # straight-line code without calls never ticks: no counter to set up
         body += _PROLOGUE
@@ -299,25 +299,6 @@ def load_program(source: str, entry: str = "f") -> Program:
     return Program(source, entry, params, structure, scope[entry])
 
 
-def _structure(tree: ast.Module) -> str:
-    # Constants and names are abstracted: names become v0, v1, ... in order of first appearance, so renaming a
-    # variable (or a word problem's noun) does not make a "new" structure.
-    names: dict[str, str] = {}
-
-    def canonical(match: re.Match) -> str:
-        name = match.group(2)
-        if name not in _ALLOWED_CALLS:
-            name = names.setdefault(name, f"v{len(names)}")
-        return f"{match.group(1)}'{name}'"
-
-    dumped = _NAME.sub(canonical, ast.dump(tree))
-    return hashlib.sha1(_CONSTANT.sub("Constant(0)", dumped).encode()).hexdigest()[:16]
-
-
-_CONSTANT = re.compile(r"Constant\(value=-?\d+\)")
-_NAME = re.compile(r"((?:id|arg|name)=)'(\w+)'")
-
-
 def structure_hash(source: str, entry: str = "f") -> str:
     """Hash of the program's AST with integer constants and names abstracted: same shape -> same hash.
 
@@ -337,14 +318,18 @@ def latent_space(latent_domain: Mapping[str, list[int] | tuple[int, int]]) -> li
 def consistent_latents(
     program: Program, latent_domain: Mapping, inputs: Mapping[str, int], output: int
 ) -> list[dict[str, int]]:
-    """L* = hidden assignments under which the program maps `inputs` to `output`. Errors count as inconsistent."""
+    """L* = hidden assignments under which the program maps `inputs` to `output`. Errors count as inconsistent;
+    ExecutionError when the whole domain takes more than MAX_SECONDS of CPU time."""
     found = []
+    deadline = time.thread_time() + MAX_SECONDS  # per call capped too, but a domain multiplies the calls
     for latent in latent_space(latent_domain):
         try:
             if program.table(inputs, [latent])[0] == output:
                 found.append(latent)
         except ExecutionError:
-            continue
+            pass
+        if time.thread_time() > deadline:
+            _limit("time (whole domain)")
     return found
 
 

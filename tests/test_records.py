@@ -96,7 +96,7 @@ BAD_FIELDS = [
     ("observation.output", False, ["field observation.output", "a bool"]),
     ("intervention", {"y": 1}, ["field intervention", "observation.inputs"]),
     ("revealed", {"r": 3}, ["field revealed", "{}"]),
-    ("latent_domain", {"r": [0, 300_000_000]}, ["field latent_domain", "at most 10000"]),
+    ("latent_domain", {"r": [0, 300_000_000]}, ["field latent_domain", "at most 1000 "]),
     ("latent_domain", {"r": [5, 1]}, ["field latent_domain.r", "low <= high"]),
     ("latent_domain", {"r": [1, 2, 3]}, ["field latent_domain.r", "pair"]),
     ("latent_domain", {}, ["field latent_domain", "1 to"]),
