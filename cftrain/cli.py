@@ -279,8 +279,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         )
     metrics = result["metrics"]
     groups = sorted(k[:-3] for k in metrics if k.endswith("/em") and "/all/" not in k and not k.startswith("all/"))
-    for group in [*groups, "all/all"]:
+    for group in [*groups, "all/all"] if metrics else []:
         print(f"{group:<32} EM {100 * metrics[group + '/em']:5.1f}%  F1 {100 * metrics[group + '/f1']:5.1f}%")
+    external = result.get("external", {}).get("metrics", {})
+    for suite in sorted({k.split("/")[0] for k in external}):
+        baseline = external.get(f"{suite}/constant_em")
+        constant = f"  (constant answer {100 * baseline:.1f}%)" if baseline is not None else ""
+        print(f"{suite:<32} EM {100 * external[suite + '/em']:5.1f}%{constant}")
     print(f"wrote {out / 'metrics.json'} and {out / 'samples.jsonl'}", file=sys.stderr)
 
 
@@ -417,7 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a model, adapter or checkpoint on the frozen suites")
     p.add_argument("--model", required=True, help="Hub id, cftrain:NAME, model folder, or <run>/final | checkpoint-N")
     p.add_argument("--adapter", help="a PEFT adapter folder on top of --model")
-    p.add_argument("--suite", nargs="+", default=["id", "ood"], help="id | ood | all | FAMILY | FILE.jsonl ...")
+    p.add_argument(
+        "--suite",
+        nargs="+",
+        default=["id", "ood"],
+        help="id | ood | all | FAMILY | FILE.jsonl, and external suites (evaluation only): cladder=PATH, "
+        "cruxeval-o=PATH, cruxeval-i=PATH (a local copy of the benchmark file) or NAME=hf:DATASET_ID",
+    )
     p.add_argument("--n", type=int, help="first N items per family x variant (default: all)")
     p.add_argument("--variants", nargs="+", help="counterfactual | interventional | abduction (default: all)")
     p.add_argument("--samples", type=int, help="completions per item (default 1: greedy)")

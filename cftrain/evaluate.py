@@ -31,11 +31,12 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from cftrain.data import DATA_DIR, ID_FAMILIES, OOD_FAMILIES, load_suite, sha256_file, write_jsonl
+from cftrain.external import external_metrics, load_external, parse_external, score_items
 from cftrain.models import adapter_base
 from cftrain.problems import FAMILIES
 from cftrain.prompts import PromptConfig, build_prompt
@@ -137,6 +138,18 @@ def render_prompts(records: list[Mapping], prompt: PromptConfig, tokenizer) -> l
     if prompt.template != "chat":
         return prompts
     return [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
+
+
+def external_prompt(prompt: PromptConfig) -> PromptConfig:
+    """The prompt format for external items: the model's own template, but `compact` (which needs a program) falls
+    back to `plain`, and no scaffold (its steps talk about hidden values)."""
+    return replace(prompt, template="plain" if prompt.template == "compact" else prompt.template, scaffold="none")
+
+
+def external_checksum(where: str) -> dict[str, str]:
+    """What an external suite was read from: a file with its sha256, or a Hub dataset id."""
+    path = Path(where)
+    return {"source": str(where), "sha256": sha256_file(path)} if path.is_file() else {"source": str(where)}
 
 
 def _stop_ids(model, tokenizer) -> list[int]:
@@ -439,8 +452,12 @@ def run_eval(
         )
     backend = choose_backend(backend)
     target = resolve_target(model, adapter)
-    records = load_records(suites, n, variants)
-    checksums = suite_checksums(suites)
+    specs = {spec: parse_external(spec) for spec in suites}
+    ours = [spec for spec, ext in specs.items() if ext is None]
+    external = [ext for ext in specs.values() if ext is not None]
+    records = load_records(ours, n, variants) if ours or not external else []
+    items = [item for name, where in external for item in load_external(name, where)[:n]]
+    checksums = suite_checksums(ours)
     out = Path(out)
     started = time.time()
 
@@ -451,7 +468,7 @@ def run_eval(
         prompt, source = PromptConfig(**target["prompt"]), target["recipe"]
     else:
         prompt, source = PromptConfig(template="chat" if tokenizer.chat_template else "plain"), "default"
-    prompts = render_prompts(records, prompt, tokenizer)
+    prompts = render_prompts(records, prompt, tokenizer) + render_prompts(items, external_prompt(prompt), tokenizer)
 
     lm = None
     if backend == "transformers":
@@ -484,9 +501,18 @@ def run_eval(
                     progress=progress,
                 )
             )
-    rows, *aligned = [score(records, prompts, texts, counts) for texts, counts in generated]
+    # External items follow the records in `prompts`; the alignment pass scores the records only.
+    ours_n = len(records)
+    rows, *aligned = [score(records, prompts[:ours_n], texts[:ours_n], counts[:ours_n]) for texts, counts in generated]
+    texts, counts = generated[0]
+    external_rows = [
+        {**row, "prompt": prompts[ours_n + i // samples], "len": counts[ours_n + i // samples][row["sample"]]}
+        for i, row in enumerate(score_items(items, texts[ours_n:]))
+    ]
     out.mkdir(parents=True, exist_ok=True)  # only now: a failed eval leaves no empty folder
     write_jsonl(rows, out / "samples.jsonl")
+    if items:
+        write_jsonl(external_rows, out / "external_samples.jsonl")
     result = {
         "model": model,
         "base_model": target["base"],
@@ -506,8 +532,13 @@ def run_eval(
             "batch_size": batch_size,
             "seed": seed,
         },
-        "metrics": metrics_from_samples(rows),
+        "metrics": metrics_from_samples(rows) if rows else {},
     }
+    if items:
+        result["external"] = {
+            "suites": {name: external_checksum(where) for name, where in external},
+            "metrics": external_metrics(external_rows),
+        }
     if aligned:
         write_jsonl(aligned[0], out / "alignment_samples.jsonl")
         result["alignment"] = {
@@ -519,7 +550,7 @@ def run_eval(
     result["time"] = {
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(seconds, 2),
-        "items_per_s": round(len(records) / seconds, 3),
+        "items_per_s": round((len(records) + len(items)) / seconds, 3),
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cftrain.data import ID_FAMILIES, OOD_FAMILIES, read_jsonl
+from cftrain.external import SUITES as EXTERNAL_SUITES
 
 VARIANT_ORDER = ("counterfactual", "interventional", "abduction")
 TRACE_COLUMNS = {
@@ -45,6 +46,10 @@ class Entry:
     def metrics(self) -> dict:
         return self.eval.get("metrics", {})
 
+    @property
+    def external(self) -> dict:
+        return self.eval.get("external", {}).get("metrics", {})
+
 
 def merge_evals(evals: list[dict]) -> dict:
     """Several evals of one model (e.g. `eval_id/` and `eval_ood/`) as one: a later eval's numbers win, and the
@@ -54,6 +59,8 @@ def merge_evals(evals: list[dict]) -> dict:
         merged["metrics"].update(evaluation.get("metrics", {}))
         if "alignment" in evaluation:
             merged["alignment"] = evaluation["alignment"]
+        if "external" in evaluation:
+            merged.setdefault("external", {"metrics": {}})["metrics"].update(evaluation["external"].get("metrics", {}))
     families = {frozenset(k.split("/")[0] for k in e.get("metrics", {}) if k.endswith("/em")) for e in evals}
     if len(families) > 1:
         merged["metrics"] = {k: v for k, v in merged["metrics"].items() if not k.startswith("all/")}
@@ -164,6 +171,27 @@ def em_tables(entries: list[Entry]) -> list[str]:
         lines += [f"### {variant} (items per model: {', '.join(map(str, n)) or '-'})", ""]
         lines += _table(["model", *(label for _, label in columns)], rows)
     return lines
+
+
+def external_table(entries: list[Entry]) -> list[str]:
+    """Benchmarks written by others (evaluation only): EM % / format % per model, and their baselines."""
+    shown = [e for e in entries if e.external]
+    suites = [s for s in EXTERNAL_SUITES if any(f"{s}/em" in e.external for e in shown)]
+    if not suites:
+        return []
+    rows = [[e.name, *(f"{_pct(e.external.get(f'{s}/em'))} / {_pct(e.external.get(f'{s}/format'))}" for s in suites)]
+            for e in shown]  # fmt: skip
+    rows.append(["*constant answer*", *(_pct(shown[0].external.get(f"{s}/constant_em")) for s in suites)])
+    n = [", ".join(sorted({str(e.external.get(f"{s}/n", "–")) for e in shown})) for s in suites]
+    lines = [
+        "## External benchmarks",
+        "",
+        "Written by others, never trained on. Cells: EM % / readable-answer %. CLadder is yes/no (constant answer",
+        "50%); CRUXEval-O asks for f(input), CRUXEval-I for an input that f maps to the output (run in a sandbox).",
+        f"Items per suite: {'; '.join(f'{s} {k}' for s, k in zip(suites, n))}.",
+        "",
+    ]
+    return lines + _table(["model", *suites], rows)
 
 
 def gap_table(entries: list[Entry]) -> list[str]:
@@ -461,6 +489,7 @@ def write_report(folders: list[str | Path], out: str | Path, names: list[str] | 
         lines += pass_tables(entries)
         if plots[2]:
             lines += ["![pass@k before RL](alignment.png)", ""]
+    lines += external_table(entries)
     curves = [(e, plot_curves(e, out / f"curves_{_slug(e.name)}.png")) for e in entries if e.log]
     if curves:
         lines += ["## Training curves", ""]

@@ -16,6 +16,7 @@ import pytest
 from conftest import ROOT, subprocess_env
 
 from cftrain.external import (
+    SUITES,
     answer_content,
     external_metrics,
     load_external,
@@ -277,3 +278,24 @@ def test_real_gold_answers_score_100():
         failed = [(r["id"], r["error"]) for r in rows if r["em"] != 1.0 or r["format"] != 1.0]
         assert not failed, failed[:5]
     assert external_metrics(rows)["cruxeval-i/n"] == len(items)
+
+
+def test_eval_and_report_show_external_suites(files, tmp_path):
+    """`cftrain eval --suite if_else cladder=PATH cruxeval-i=PATH` scores both kinds; the report has its own table."""
+    from cftrain.cli import main
+    from cftrain.data import read_jsonl
+    from cftrain.models import resolve_model
+
+    out = tmp_path / "eval"
+    specs = [f"{name}={path}" for name, path in files.items()]
+    argv = ["eval", "--model", resolve_model("cftrain:micro"), "--suite", "if_else", *specs, "--n", "2"]
+    assert main([*argv, "--variants", "counterfactual", "--max-new-tokens", "4", "--out", str(out)]) == 0
+    result = json.loads((out / "metrics.json").read_text())
+    rows = read_jsonl(out / "external_samples.jsonl")
+    assert len(rows) == 3 * 2 and {r["suite"] for r in rows} == set(SUITES)
+    assert all(r["prompt"] and isinstance(r["len"], int) for r in rows)
+    assert external_metrics(rows) == result["external"]["metrics"]
+    assert set(result["external"]["suites"]) == set(SUITES) and result["metrics"]["if_else/counterfactual/n"] == 2
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## External benchmarks" in report and "| *constant answer* | 50.0 |" in report

@@ -11,7 +11,10 @@ does (LoRA on all-linear reaches neither the norm weight nor the tied embeddings
 logit can move by more than ~2.6; at temperature 1 no token can get more than a few percent of the samples.
 
 The same bar for both methods: 16 completions per update (PPO: 16 prompts x 1; GRPO: 2 prompts x 8), learning rate
-5e-4, at most 8 updates; the first update's rollout reward is at most 0.35 and the mean of the last 3 at least 0.6.
+5e-4, at most 8 updates; the first update's rollout reward is at most 0.35 and the mean of updates 6-8 at least 0.6.
+PPO then runs 6 more updates and must hold what it learned: once a rollout has reached 0.9, no later one falls below
+0.5 and their mean stays at least 0.85 (without the whitening floor, PPO fell from 1.0 to 0.0 here and took four
+updates to recover).
 Each run takes ~10-30 s on 2 CPU cores (OMP_NUM_THREADS=1). Run: pytest tests/test_learning.py -s (prints the curves).
 """
 
@@ -30,6 +33,7 @@ from cftrain.recipes import Recipe, _build
 SOURCE = {"family": "if_else", "n": 16, "variants": ["counterfactual"], "knobs": {"max_branches": 2, "depth": 0}}
 TEMPERATURES = (0.3, 0.2, 0.15, 0.12, 0.1, 0.08)
 UPDATES, LR, LAST = 8, 5e-4, 3
+HOLD_UPDATES = 6  # PPO's extra updates after the learning bar, to show it keeps the reward
 COMMON = {
     "model": {"name_or_path": "cftrain:tiny"},
     "data": {"train": [SOURCE]},
@@ -65,22 +69,42 @@ def rewards_of(run_dir) -> list[float]:
     return [m["reward"] for m in lines if "reward" in m]
 
 
-def check_learns(name: str, run_dir, task: dict) -> None:
-    rewards = rewards_of(run_dir)
+def check_learns(name: str, rewards: list[float], task: dict) -> None:
     print(f"\n{name}: target token {task['target']} at T={task['temperature']} (base rate {task['rate']:.3f});")
     print(f"  reward per update: {' '.join(f'{r:.2f}' for r in rewards)}")
+    rewards = rewards[:UPDATES]
     assert len(rewards) == UPDATES
     assert rewards[0] <= 0.35, f"{name} started too high: the task is not a learning task"
     assert sum(rewards[-LAST:]) / LAST >= 0.6, f"{name} did not learn: {rewards}"
 
 
-def test_ppo_learns_the_first_token_task(tmp_path, monkeypatch, task):
-    monkeypatch.setattr(rewards_for_tests, "TARGET_ID", task["target"])
-    ppo_block = {"steps": UPDATES, "batch_size": 16, "mini_batch_size": 8, "ppo_epochs": 4, "learning_rate": LR,
-                 "max_new_tokens": 4, "temperature": task["temperature"], "save_steps": 0, "use_cpu": True}  # fmt: skip
-    recipe = _build(Recipe, {"method": "ppo", "output_dir": str(tmp_path / "ppo"), "ppo": ppo_block, **COMMON}, "")
-    final = ppo.main(recipe, resume=False)
-    check_learns("PPO", final.parent, task)
+@pytest.fixture(scope="module")
+def ppo_rewards(tmp_path_factory, task) -> list[float]:
+    """One PPO run of UPDATES + HOLD_UPDATES updates, shared by the learning and the holding test."""
+    target, rewards_for_tests.TARGET_ID = rewards_for_tests.TARGET_ID, task["target"]
+    ppo_block = {"steps": UPDATES + HOLD_UPDATES, "batch_size": 16, "mini_batch_size": 8, "ppo_epochs": 4,
+                 "learning_rate": LR, "max_new_tokens": 4, "temperature": task["temperature"], "save_steps": 0,
+                 "use_cpu": True}  # fmt: skip
+    out = tmp_path_factory.mktemp("ppo") / "run"
+    recipe = _build(Recipe, {"method": "ppo", "output_dir": str(out), "ppo": ppo_block, **COMMON}, "")
+    try:
+        final = ppo.main(recipe, resume=False)
+    finally:
+        rewards_for_tests.TARGET_ID = target
+    return rewards_of(final.parent)
+
+
+def test_ppo_learns_the_first_token_task(ppo_rewards, task):
+    check_learns("PPO", ppo_rewards, task)
+
+
+def test_ppo_holds_the_reward_it_learned(ppo_rewards):
+    assert len(ppo_rewards) == UPDATES + HOLD_UPDATES
+    reached = next((i for i, r in enumerate(ppo_rewards) if r >= 0.9), None)
+    assert reached is not None and reached < UPDATES, f"PPO never reached 0.9 within {UPDATES} updates: {ppo_rewards}"
+    after = ppo_rewards[reached + 1 :]
+    assert min(after) >= 0.5, f"PPO fell back after reaching {ppo_rewards[reached]:.2f}: {ppo_rewards}"
+    assert sum(after) / len(after) >= 0.85, f"PPO did not hold its reward: {ppo_rewards}"
 
 
 def test_grpo_learns_the_first_token_task(tmp_path, monkeypatch, task):
@@ -90,4 +114,4 @@ def test_grpo_learns_the_first_token_task(tmp_path, monkeypatch, task):
                "logging_steps": 1, "save_steps": 1000, "log_completions": False, "use_cpu": True}  # fmt: skip
     recipe = _build(Recipe, {"method": "grpo", "output_dir": str(tmp_path / "grpo"), "trainer": trainer, **COMMON}, "")
     final = grpo.main(recipe, resume=False)
-    check_learns("GRPO", final.parent, task)
+    check_learns("GRPO", rewards_of(final.parent), task)
