@@ -177,6 +177,20 @@ def cmd_build_data(args: argparse.Namespace) -> None:
         with staged(out) as tmp:
             manifest = build_mixture(train, test, tmp)
     print(json.dumps({k: manifest[k]["counts"] for k in ("train", "test")}, indent=2))
+    for suite, overlap in manifest["suite_overlap"].items():
+        if overlap["structures_shared"]:  # recorded in the manifest; said here too, never silently
+            print(f"note: train shares {overlap['structures_shared']} structures with frozen suite {suite} "
+                  f"({overlap['records_shared']} of its {overlap['records']} records)", file=sys.stderr)  # fmt: skip
+
+
+def cmd_data_card(args: argparse.Namespace) -> None:
+    from cftrain.datacard import data_card, load_records, render_card
+
+    with bad_input():
+        records = load_records(args.records)
+        against = load_records(args.against, "--against") if args.against else None
+        card = data_card(records, against)
+    print(json.dumps(card, indent=2) if args.json else render_card(card))
 
 
 def cmd_suites(args: argparse.Namespace) -> None:
@@ -372,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(fn=cmd_build_data, parser=p)
+
+    p = sub.add_parser("data-card", help="per family x variant: answer sizes, shortcut baselines, structure overlap")
+    p.add_argument("records", metavar="FILE|SUITE", help="a records .jsonl, or a suite: id | ood | all | FAMILY")
+    p.add_argument("--against", metavar="TRAIN", help="training records (file or suite): share of shared structures")
+    p.add_argument("--json", action="store_true", help="print the card as JSON")
+    p.set_defaults(fn=cmd_data_card, parser=p)
 
     p = sub.add_parser("suites", help="regenerate the frozen evaluation suites")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "data"))

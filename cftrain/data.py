@@ -18,6 +18,7 @@ from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
+from cftrain.datacard import data_card, record_structure, structures
 from cftrain.problems import VARIANTS, generate, get_family
 from cftrain.problems.base import GENERATOR_VERSION
 from cftrain.problems.records import json_lines, read_records
@@ -145,21 +146,31 @@ def build_mixture(train: list[Source], test: list[Source], out_dir: str | Path) 
     """Write train.jsonl, test.jsonl and manifest.json; return the manifest.
 
     Train items use the families' `train` structures; test items of a family that is also trained on use
-    its held-out `test` structures, so train and test share no program structure (checked, not assumed).
+    its held-out `test` structures, so train and test share no canonical program structure (checked, not
+    assumed: a test source of another family that happens to share one is refused, naming the `split` knob).
+    The manifest records the data card of each side (test against train) and, per frozen suite, how many of
+    its structures the training data uses (see `suite_overlap`).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trained = {s.family for s in train}
     train_records = [r for s in train for r in s.records("train")]
     test_records = [r for s in test for r in s.records("test" if s.family in trained else "any")]
-    shared = {r["meta"]["structure"] for r in train_records} & {r["meta"]["structure"] for r in test_records}
-    if shared:
-        raise ValueError(f"{len(shared)} program structures appear in both train and test; set split knobs apart")
+    train_structures = structures(train_records)
+    for source in test:
+        shared = structures(r for r in test_records if r["family"] == source.family) & train_structures
+        if shared:
+            raise ValueError(
+                f"test source {source.family}: {len(shared)} program structures also appear in train (canonical "
+                f"hash); set knobs: {{split: test}} on it and split: train on the train sources"
+            )
     manifest = {
         "generator_version": GENERATOR_VERSION,
         "train": {"sources": [asdict(s) for s in train], "counts": counts(train_records)},
         "test": {"sources": [asdict(s) for s in test], "counts": counts(test_records)},
         "structure_overlap": 0,
+        "suite_overlap": suite_overlap(train_structures),
+        "card": {"train": data_card(train_records), "test": data_card(test_records, against=train_records)},
     }
     if train_records:
         manifest["train"]["sha256"] = write_jsonl(train_records, out / "train.jsonl")
@@ -167,6 +178,29 @@ def build_mixture(train: list[Source], test: list[Source], out_dir: str | Path) 
         manifest["test"]["sha256"] = write_jsonl(test_records, out / "test.jsonl")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def suite_overlap(train_structures: set[str], data_dir: str | Path = DATA_DIR) -> dict[str, dict[str, int]]:
+    """Per frozen suite file: its records and distinct structures, and how many of each are in `train_structures`.
+
+    Structures are recomputed from each suite program with the canonical hash (a stored `meta.structure` may come
+    from an older hash). A suite missing from `data_dir` is left out.
+    """
+    overlap = {}
+    for path in sorted((Path(data_dir) / "suites").glob("*.jsonl")):
+        hashes = []
+        for where, row in json_lines(path):
+            if not isinstance(row, dict) or not isinstance(row.get("program"), str):
+                raise ValueError(f"{where}: field program: expected a string in a JSON object")
+            hashes.append(record_structure(row))
+        shared = set(hashes) & train_structures
+        overlap[path.stem] = {
+            "records": len(hashes),
+            "records_shared": sum(h in shared for h in hashes),
+            "structures": len(set(hashes)),
+            "structures_shared": len(shared),
+        }
+    return overlap
 
 
 # ---------------------------------------------------------------- frozen suites

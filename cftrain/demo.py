@@ -12,7 +12,8 @@ import json
 import time
 from pathlib import Path
 
-from cftrain.data import Source, write_jsonl
+from cftrain.data import Source, read_jsonl, write_jsonl
+from cftrain.datacard import data_card
 from cftrain.recipes import load_recipe
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "demo"
@@ -66,6 +67,12 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) ->
     id_items, ood_items = max(10, round(100 * min(scale, 1.0))), max(2, round(10 * min(scale, 1.0)))
     held_out = Source("if_else", id_items, ["counterfactual", "interventional"], 10_000 + seed, easy)
     write_jsonl(held_out.records("test"), id_suite)
+    # Checked, not assumed: the share of held-out records on a (canonical) structure that SFT or GRPO trained on.
+    trained = [r for stage in ("sft", "grpo") for r in read_jsonl(out / stage / "data" / "train.jsonl")]
+    id_card = data_card(read_jsonl(id_suite), against=trained)
+    (out / "data" / "id_heldout_card.json").write_text(json.dumps(id_card, indent=2) + "\n")
+    print(f"ID held-out: {id_card['structures']} structures, {100 * id_card['overlap']:.1f}% of records on a "
+          "trained structure")  # fmt: skip
     prompt = sft_recipe.prompt  # base, SFT and GRPO all see the prompts the demo trains on
     folders = {"base": out / "base", "sft": out / "sft", "grpo": out / "grpo"}
     models = {"base": base, "sft": str(sft_final), "grpo": str(grpo_final)}
@@ -80,7 +87,7 @@ def main(out: str | Path = "runs/demo", minutes: float = 15.0, seed: int = 0) ->
     start = _stage("5/5 report")
     report = write_report(list(folders.values()), out / "report", list(folders))
     timings["report"] = time.time() - start
-    summary = _summary(folders, timings)
+    summary = {**_summary(folders, timings), "id_heldout_overlap": id_card["overlap"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     _print_summary(summary)
     print(f"\nreport: {report}")

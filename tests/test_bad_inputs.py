@@ -116,6 +116,8 @@ SETUPS = {
     "metrics_ok": lambda tmp: _metrics(tmp, '{"metrics": {}}'),
     "metrics_ok_file": lambda tmp: (_metrics(tmp, '{"metrics": {}}'), (tmp / "file.txt").write_text("x")),
     "empty_dir": lambda tmp: (tmp / "ev").mkdir(),
+    "empty_jsonl": lambda tmp: (tmp / "e.jsonl").write_text(""),
+    "bad_record": lambda tmp: (tmp / "b.jsonl").write_text('{"id": 1}\n'),
 }
 
 G = ["generate", "--family", "if_else", "--n", "2"]
@@ -175,6 +177,17 @@ CASES = [
     ("bd-recipe-bomb", ["build-data", "--recipe", "{tmp}/r.yaml", "--out", "{tmp}/b"], "bomb"),
     ("bd-recipe-knobs", ["build-data", "--recipe", "{tmp}/r.yaml", "--out", "{tmp}/b"], "recipe_knobs"),
     ("bd-seed", ["build-data", "--train", "if_else:3", "--seed", "x", "--out", "{tmp}/b"], None),
+    # ---- data-card
+    ("card-no-args", ["data-card"], None),
+    ("card-missing", ["data-card", "{tmp}/nope.jsonl"], None),
+    ("card-dir", ["data-card", "{tmp}/d"], "dir"),
+    ("card-not-jsonl", ["data-card", "{tmp}/file.txt"], "file"),
+    ("card-empty", ["data-card", "{tmp}/e.jsonl"], "empty_jsonl"),
+    ("card-bad-record", ["data-card", "{tmp}/b.jsonl"], "bad_record"),
+    ("card-suite", ["data-card", "nope"], None),
+    ("card-against-missing", ["data-card", "math_word", "--against", "{tmp}/nope.jsonl"], None),
+    ("card-against-dir", ["data-card", "math_word", "--against", "{tmp}/d"], "dir"),
+    ("card-against-suite", ["data-card", "math_word", "--against", "nope"], None),
     # ---- suites
     ("suites-out-file", ["suites", "--out", "{tmp}/file.txt"], "file"),
     ("suites-out-under-file", ["suites", "--out", "{tmp}/file.txt/data"], "file"),

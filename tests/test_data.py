@@ -9,6 +9,7 @@ from cftrain.data import (
     DATA_DIR,
     ID_FAMILIES,
     OOD_FAMILIES,
+    SUITE_ITEMS,
     Source,
     build_mixture,
     load_suite,
@@ -18,6 +19,7 @@ from cftrain.data import (
     to_dataset,
     write_jsonl,
 )
+from cftrain.datacard import structures
 from cftrain.execution import solve
 from cftrain.prompts import PromptConfig, build_prompt, rationale
 
@@ -33,8 +35,27 @@ def test_mixture_has_manifest_and_no_shared_structure(tmp_path):
     assert manifest["test"]["counts"]["if_else/abduction"] == 10
     assert manifest["structure_overlap"] == 0
     assert not {r["meta"]["structure"] for r in train} & {r["meta"]["structure"] for r in test}
+    assert not structures(train) & structures(test)  # recomputed from the programs
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     assert manifest["train"]["sha256"] == sha256_file(tmp_path / "train.jsonl")
+    # The data card of each side, test against train, and each frozen suite's structures used by train.
+    cards = manifest["card"]
+    assert cards["train"]["records"] == 30 and cards["train"]["overlap"] is None
+    assert cards["test"]["overlap"] == 0.0
+    assert {(r["family"], r["variant"]) for r in cards["test"]["rows"]} >= {("if_else", "abduction")}
+    assert set(manifest["suite_overlap"]) == set(ID_FAMILIES + OOD_FAMILIES)
+    assert manifest["suite_overlap"]["if_else"]["records"] == 3 * SUITE_ITEMS
+
+
+def test_mixture_refuses_a_test_source_sharing_structures_with_train(tmp_path):
+    easy = {"x_max": 9, "r_max": 5, "min_branches": 2, "max_branches": 2, "depth": 0, "modulus_prob": 0.0}
+    train = [Source("if_else", 20, ["counterfactual"], knobs={**easy, "simple": True})]
+    # if_else_long is not trained on, so its test items take any structure; at 2 branches it is if_else.
+    test = [Source("if_else_long", 20, ["counterfactual"], knobs={**easy, "simple": True})]
+    with pytest.raises(ValueError, match=r"test source if_else_long: \d+ program structures .*split: test"):
+        build_mixture(train, test, tmp_path / "b")
+    test[0].knobs["split"] = "test"
+    assert build_mixture(train, test, tmp_path / "c")["structure_overlap"] == 0
 
 
 def test_source_validation():
@@ -74,8 +95,10 @@ def test_frozen_suites_match_their_checksums_and_regenerate(family):
 
 
 def test_frozen_suites_hold_out_training_structures():
-    train = [r for r in Source("if_else", 300, ["counterfactual"]).records("train")]
-    assert not {r["meta"]["structure"] for r in train} & {r["meta"]["structure"] for r in load_suite("id")}
+    """Under the canonical hash, recomputed from the suite programs (not their stored meta.structure)."""
+    train = structures(Source("if_else", 300, ["counterfactual"]).records("train"))
+    assert not train & structures(suite_records("if_else", items=30)), "the suite as the code regenerates it"
+    assert not train & structures(load_suite("id")), "the frozen file"
 
 
 def test_load_suite_subsets():
