@@ -138,11 +138,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
         cfg = family.make_config(**_knobs(args.set))
         if args.n <= 0:
             raise UsageError(f"--n must be > 0; got {args.n}")
+        if args.workers <= 0:
+            raise UsageError(f"--workers must be >= 1; got {args.workers}")
         if args.variant != "all" and args.variant not in family.variants:
             raise UsageError(f"--variant {args.variant!r}: {family.name} offers {', '.join(family.variants)}, all")
     out = _writable_file(args.out)
     per_item = len(family.variants) if args.variant == "all" else 1
-    records = generate(family, args.variant, args.n, args.seed, cfg)
+    records = generate(family, args.variant, args.n, args.seed, cfg, workers=args.workers)
     bar = tqdm(records, total=args.n * per_item, unit="rec", disable=args.n < 1000, file=sys.stderr)
     with bad_input():  # knobs no item can satisfy fail while generating
         write_jsonl(bar, out)
@@ -377,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output .jsonl path")
     p.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE", help="family knob override")
+    p.add_argument("--workers", type=int, default=1, help="processes generating items (same output for any number)")
     p.set_defaults(fn=cmd_generate, parser=p)
 
     p = sub.add_parser("build-data", help="build a train/test mixture folder with a manifest")

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -118,8 +119,12 @@ def check_source(source: str, entry: str) -> ast.Module:
     return _check(source, entry)[0]
 
 
-def _check(source: str, entry: str) -> tuple[ast.Module, dict[int, int], bool]:
-    """check_source, plus what the instrumenter needs: calls per statement (by id) and whether there are loops."""
+def _check(source: str, entry: str, slots: bool = False) -> tuple[ast.Module, dict[int, int], bool]:
+    """check_source, plus what the instrumenter needs: calls per statement (by id) and whether there are loops.
+
+    `slots`: the source is a template (see _template), whose constant slots are read-only names `__k0`, `__k1`,
+    ...; each stands where the checked program it came from had an int literal (checked there, and per program).
+    """
     if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS:
         raise UnsafeProgram(f"source must be a str of at most {MAX_SOURCE_CHARS} characters")
     try:
@@ -153,7 +158,9 @@ def _check(source: str, entry: str) -> tuple[ast.Module, dict[int, int], bool]:
         if kind not in _ALLOWED_NODES:
             raise UnsafeProgram(f"{kind.__name__} is not allowed")
         if kind is ast.Name:
-            if node.id.startswith("_"):
+            if slots and _SLOT.fullmatch(node.id) and type(node.ctx) is ast.Load and id(node) not in callees:
+                pass  # a constant's slot, read like a constant
+            elif node.id.startswith("_"):
                 raise UnsafeProgram(f"name {node.id!r} may not start with '_'")
             if node.id in reserved and id(node) not in callees:
                 raise UnsafeProgram(f"{node.id!r} may only be called, never assigned or referenced")
@@ -270,18 +277,58 @@ class Program:
 def load_program(source: str, entry: str = "f") -> Program:
     """Check `source` against the limits and allow-list, instrument it, and compile it once (cached by source).
 
+    A program that equals an earlier one up to its int literals reuses that one's checked code (see _template).
+
     >>> load_program("def f(x, r):\\n    return (x * r) % 5")(x=3, r=4)
     2
     """
+    template = _template(source) if isinstance(source, str) and len(source) <= MAX_SOURCE_CHARS else None
+    if template is None:
+        return _compile(source, entry)[0]
+    key, values = template
+    cached = _TEMPLATES.get((key, entry))
+    if cached and max(values, default=0) <= MAX_ABS:  # literals are >= 0: a minus sign is a unary operator
+        make, params, structure = cached
+        return Program(source, entry, params, structure, make(*values))
+    program, tree = _compile(source, entry)  # a new shape, or a literal out of range: the full check decides
+    if len(_TEMPLATES) >= _MAX_TEMPLATES:
+        _TEMPLATES.clear()
+    if (key, entry) not in _TEMPLATES:
+        _TEMPLATES[key, entry] = None  # seen once: most shapes never come back, so build the template on the 2nd
+    elif cached is None:
+        _TEMPLATES[key, entry] = _build_template(key, entry, len(values), program.params, program.structure)
+    return program
+
+
+def clear_caches() -> None:
+    """Forget every compiled program and template (for benchmarks that want a cold start)."""
+    load_program.cache_clear()
+    _TEMPLATES.clear()
+
+
+def _compile(source: str, entry: str) -> tuple[Program, ast.Module]:
+    """The full path: check, hash, instrument and compile one program; also returns its (instrumented) tree."""
     tree, calls, has_loop = _check(source, entry)
+    structure = structure_of(tree)
+    params = _instrumented(tree, entry, calls, has_loop)
+    scope = _scope()
+    _exec(tree, entry, scope)
+    return Program(source, entry, params, structure, scope[entry]), tree
+
+
+def _instrumented(tree: ast.Module, entry: str, calls: dict[int, int], has_loop: bool) -> tuple[str, ...]:
+    """Instrument the checked function of `tree` in place; return its parameters."""
     fn = tree.body[0]
     params = tuple(a.arg for a in fn.args.args)
-    structure = structure_of(tree)
     body = [_bounded(p) for p in params]
     if has_loop or calls:  # straight-line code without calls never ticks: no counter to set up
         body += _PROLOGUE
     fn.body = [*body, *_instrument(fn.body, calls), _FELL_OFF]
-    scope: dict = {
+    return params
+
+
+def _scope() -> dict:
+    return {
         "__builtins__": {},
         "abs": abs,
         "min": min,
@@ -291,18 +338,84 @@ def load_program(source: str, entry: str = "f") -> Program:
         "__check": _check_result,
         "__guard": _guard,
     }
+
+
+def _exec(tree: ast.Module, entry: str, scope: dict) -> None:
     try:
         code = compile(tree, f"<cftrain:{entry}>", "exec")
     except Exception as e:  # noqa: BLE001 - the checks above should make this unreachable; stay typed
         raise UnsafeProgram(f"cannot compile: {type(e).__name__}: {e}") from None
     exec(code, scope)  # noqa: S102 - source passed the checks above
-    return Program(source, entry, params, structure, scope[entry])
+
+
+# Program templates. Generated programs of one shape differ only in their int literals, so a program that equals
+# an already checked one up to its literals reuses that one's instrumented code: the template is compiled once,
+# inside `def __make(__k0, __k1, ...)`, and each program gets `__make(*its literals)` (closure variables; the
+# program cannot name or assign them, as names starting with `_` are refused). This is sound only where a literal
+# is surely a whole int token: an ASCII source without quotes, comments or backslashes (so no string, comment or
+# line continuation hides a digit, and no non-ASCII identifier character can touch one), each literal a plain
+# decimal not glued to a name, a dot or a letter. Anything else takes the full path. Replacing an int token by a
+# name token leaves the parse the same except where a name is allowed and a number is not (assignment targets,
+# parameters, call targets): the template's own check refuses the slot names there. Every program still gets
+# the checks that depend on its text: the length limit (before anything), and the magnitude cap on each literal;
+# the allow-list, node and depth limits depend only on the shape and held for the checked program the template
+# came from (a slot is a Name with a Load child where the program had a Constant, so the template's own node
+# count and depth are a little stricter; if they fail, there is no template and every program takes the full
+# path). The structure hash is also reused: structure_of abstracts constants, and the template keys on which
+# literals are equal (equal values share a slot) and keeps 0 and 1 as written, which is all of the values that
+# it looks at (it compares constants for equality when merging `a < b or a == b` and removing dead branches).
+_SLOT = re.compile(r"__k[0-9]+")
+_LITERAL = re.compile(r"(?<![\w.])[0-9][\w.]*", re.ASCII)
+_KEPT = ("0", "1")
+_MAX_TEMPLATES = 4096
+_TEMPLATES: dict[tuple[str, str], tuple[Callable[..., Callable[..., int]], tuple[str, ...], str] | None] = {}
+
+
+def _template(source: str) -> tuple[str, list[int]] | None:
+    """`source` with each int literal other than 0 and 1 replaced by a slot `#j` (equal literals share one) and
+    the literals' values in slot order; None where that would not be sound (see above).
+
+    >>> _template("def f(x, r):\\n    return (x + 12) % 7 + 12 * r - 1")
+    ('def f(x, r):\\n    return (x + #0) % #1 + #0 * r - 1', [12, 7])
+    """
+    if not source.isascii() or "#" in source or "'" in source or '"' in source or "\\" in source:
+        return None
+    slots: dict[str, int] = {}
+    parts = []
+    last = 0
+    for match in _LITERAL.finditer(source):
+        text = match.group()
+        if not text.isdigit() or (text[0] == "0" and len(text) > 1) or len(text) > 13:
+            return None  # 1e3, 0x1f, 1_000, 1.5, 5if, 007, or beyond MAX_ABS anyway
+        if text in _KEPT:
+            continue
+        parts += (source[last : match.start()], f"#{slots.setdefault(text, len(slots))}")
+        last = match.end()
+    parts.append(source[last:])
+    return "".join(parts), [int(text) for text in slots]
+
+
+def _build_template(key: str, entry: str, n_slots: int, params: tuple[str, ...], structure: str) -> tuple | None:
+    """Check, instrument and compile the template `key` (from a program that passed the full check)."""
+    try:
+        tree, calls, has_loop = _check(key.replace("#", "__k"), entry, slots=True)
+    except UnsafeProgram:  # e.g. the slots' Load nodes took it over a limit: keep the full path
+        return None
+    if _instrumented(tree, entry, calls, has_loop) != params:
+        return None
+    slots = ", ".join(f"__k{j}" for j in range(n_slots))
+    maker = ast.parse(f"def __make({slots}):\n    return {entry}").body[0]
+    maker.body.insert(0, tree.body[0])
+    tree.body = [maker]
+    scope = _scope()
+    _exec(tree, entry, scope)
+    return scope["__make"], params, structure
 
 
 def structure_hash(source: str, entry: str = "f") -> str:
     """Hash of the program's AST with integer constants and names abstracted: same shape -> same hash.
 
-    >>> structure_hash("def f(x, r):\n    return x + 3") == structure_hash("def f(x, r):\n    return x + 7")
+    >>> structure_hash("def f(x, r):\\n    return x + 3") == structure_hash("def f(x, r):\\n    return x + 7")
     True
     """
     return load_program(source, entry).structure

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import random
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -244,9 +246,18 @@ def to_record(family: Family, key: str, item: Checked, variant: str, seed: int, 
 
 
 def generate(
-    family: Family, variant: str, n: int, seed: int = 0, cfg: FamilyConfig | None = None, start: int = 0
+    family: Family,
+    variant: str,
+    n: int,
+    seed: int = 0,
+    cfg: FamilyConfig | None = None,
+    start: int = 0,
+    workers: int = 1,
 ) -> Iterator[dict]:
-    """Yield records for items start..start+n-1; `variant="all"` yields every variant of each item in turn."""
+    """Yield records for items start..start+n-1; `variant="all"` yields every variant of each item in turn.
+
+    `workers` > 1 computes chunks of items in that many processes; the records and their order are the same.
+    """
     cfg = cfg or family.config_cls()
     allowed = family.variants
     variants = allowed if variant == "all" else (variant,)
@@ -255,11 +266,46 @@ def generate(
             raise ValueError(f"variant {v!r} is not offered by {family.name}; variants: {', '.join(allowed)}, all")
     if n <= 0:
         raise ValueError(f"n must be > 0; got {n}")
+    if type(workers) is not int or workers < 1:
+        raise ValueError(f"workers must be an int >= 1; got {workers!r}")
     key = config_key(cfg)
-    for index in range(start, start + n):
+    if workers == 1:
+        for index in range(start, start + n):
+            yield from _records(family, cfg, key, variants, seed, index, index + 1)
+        return
+    chunks = [
+        (family, cfg, key, variants, seed, lo, min(lo + _CHUNK, start + n)) for lo in range(start, start + n, _CHUNK)
+    ]
+    methods = multiprocessing.get_all_start_methods()
+    # fork starts in milliseconds; the workers only run this module's pure functions, and start no threads.
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    # Leaving the block (done, an error, SIGTERM unwinding the CLI, KeyboardInterrupt, the consumer stopping
+    # early) terminates the workers: none outlives the call.
+    with context.Pool(min(workers, len(chunks)), initializer=_worker_signals) as pool:
+        for records in pool.imap(_chunk, chunks):  # imap keeps the chunks' order
+            yield from records
+
+
+_CHUNK = 32  # items per task: large enough to amortise the pickling, small enough to balance the workers
+
+
+def _records(family: Family, cfg: FamilyConfig, key: str, variants, seed: int, lo: int, hi: int) -> list[dict]:
+    records = []
+    for index in range(lo, hi):
         item = generate_item(family, cfg, seed, index, key)
-        for v in variants:
-            yield to_record(family, key, item, v, seed, index)
+        records += [to_record(family, key, item, v, seed, index) for v in variants]
+    return records
+
+
+def _chunk(task: tuple) -> list[dict]:
+    return _records(*task)
+
+
+def _worker_signals() -> None:
+    # The parent handles Ctrl-C and SIGTERM and then terminates the pool; a forked worker must not inherit the
+    # CLI's SIGTERM handler (it would unwind with a traceback) nor react to the terminal's SIGINT itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _call(scenario: Scenario, inputs: dict[str, int], latents: dict[str, int] | None = None) -> str:
