@@ -48,7 +48,15 @@ def test_mixture_has_manifest_and_no_shared_structure(tmp_path):
 
 
 def test_mixture_refuses_a_test_source_sharing_structures_with_train(tmp_path):
-    easy = {"x_max": 9, "r_max": 5, "min_branches": 2, "max_branches": 2, "depth": 0, "modulus_prob": 0.0}
+    easy = {
+        "x_max": 9,
+        "r_max": 5,
+        "min_branches": 2,
+        "max_branches": 2,
+        "depth": 0,
+        "modulus_prob": 0.0,
+        "set_valued": 0,
+    }
     train = [Source("if_else", 20, ["counterfactual"], knobs={**easy, "simple": True})]
     # if_else_long is not trained on, so its test items take any structure; at 2 branches it is if_else.
     test = [Source("if_else_long", 20, ["counterfactual"], knobs={**easy, "simple": True})]

@@ -2,13 +2,25 @@
 items are deterministic, filters hold and ids are unique. Run: pytest tests/test_problems.py"""
 
 import collections
+import json
 import random
+import re
 
 import pytest
 
 from cftrain.execution import latent_space, load_program, solve
 from cftrain.problems import FAMILIES, generate, get_family
-from cftrain.problems.base import Family, FamilyConfig, Scenario, check_scenario, structure_split
+from cftrain.problems.base import (
+    Family,
+    FamilyConfig,
+    Scenario,
+    check_scenario,
+    config_key,
+    dead_branch,
+    knob_values,
+    structure_split,
+)
+from cftrain.problems.records import check_record
 from cftrain.problems.registry import register
 from cftrain.prompts import rationale
 from cftrain.rewards import answer_reward
@@ -99,7 +111,10 @@ def test_knob_errors_name_the_knob():
 
 def test_impossible_filters_raise_naming_a_knob_instead_of_looping():
     family = get_family("if_else")
-    cfg = family.make_config(min_answer_size=4, max_answer_size=4, modulus_prob=0.0, max_attempts=50)
+    # One-to-one branches (simple, no reduction): four consistent answers are impossible.
+    cfg = family.make_config(
+        min_answer_size=4, max_answer_size=4, modulus_prob=0.0, simple=True, set_valued=0, max_attempts=50
+    )
     with pytest.raises(ValueError, match="relax min_answer_size/max_answer_size"):
         list(generate(family, "counterfactual", 1, cfg=cfg))
 
@@ -118,3 +133,101 @@ def test_uninformative_observations_are_rejected():
     assert check_scenario(_Constant().sample(random.Random(0), cfg), cfg) == "uninformative"
     with pytest.raises(ValueError, match="uninformative"):
         list(generate(_Constant(), "counterfactual", 1, cfg=cfg))
+
+
+# Data v2: set-valued by design, no shortcuts, knobs in meta. 200 items per family: a few seconds.
+N_V2 = 200
+
+
+@pytest.fixture(scope="module")
+def v2_records() -> dict[str, list[dict]]:
+    return {name: list(generate(get_family(name), "all", N_V2, seed=21)) for name in FAMILIES}
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_defaults_make_set_valued_counterfactuals(v2_records, name):
+    rows = [r for r in v2_records[name] if r["variant"] == "counterfactual"]
+    share = sum(len(r["answer"]) >= 2 for r in rows) / len(rows)
+    assert share >= (0.40 if name == "if_else" else 0.30), f"{share:.1%} set-valued"
+    if name == "if_else":
+        assert sum(r["meta"]["n_consistent"] >= 2 for r in rows) >= 0.5 * len(rows)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("variant", ["counterfactual", "interventional"])
+def test_no_echo_and_no_dominant_answer(v2_records, name, variant):
+    rows = [r for r in v2_records[name] if r["variant"] == variant]
+    assert not [r["id"] for r in rows if r["answer"] == [r["observation"]["output"]]], "echo answers"
+    top, count = collections.Counter(tuple(r["answer"]) for r in rows).most_common(1)[0]
+    assert count / len(rows) <= 0.06, f"{top} covers {count / len(rows):.1%}"  # 5% contract, sampling slack at 200
+
+
+def test_set_valued_knob_is_a_per_item_requirement():
+    family = get_family("if_else")
+    every = list(generate(family, "counterfactual", 100, seed=2, cfg=family.make_config(set_valued=1.0)))
+    assert all(len(r["answer"]) >= 2 for r in every)
+    none = list(generate(family, "counterfactual", 100, seed=2, cfg=family.make_config(set_valued=0)))
+    assert sum(len(r["answer"]) >= 2 for r in none) < sum(len(r["answer"]) >= 2 for r in every)
+    # The default is left out of the id; a changed share is a new config.
+    assert config_key(family.make_config()) == config_key(family.config_cls())
+    assert config_key(family.make_config(set_valued=0)) != config_key(family.make_config())
+    with pytest.raises(ValueError, match="set_valued must be in"):
+        family.make_config(set_valued=1.5)
+    with pytest.raises(ValueError, match="set_valued > 0 needs max_answer_size >= 2"):
+        family.make_config(max_answer_size=1)
+
+
+def test_unsatisfiable_share_names_the_knob():
+    family = get_family("if_else")  # the demo's easy branches are one-to-one in r: never a set
+    cfg = family.make_config(simple=True, modulus_prob=0.0, depth=0, set_valued=1.0, max_attempts=30)
+    with pytest.raises(ValueError, match="relax set_valued"):
+        list(generate(family, "counterfactual", 1, cfg=cfg))
+
+
+def _scenario(program: str, r: int = 2) -> Scenario:
+    return Scenario(program, {"r": (1, 4)}, {"x": 1}, {"r": r}, {"x": 2})
+
+
+def test_shortcut_filters():
+    cfg = FamilyConfig(set_valued=0, require_abduction=False)
+    # The output never depends on x: every hidden value gives the same output on both inputs.
+    assert check_scenario(_scenario("def f(x, r):\n    return (x * 8 - r) % 8"), cfg) == "input-ignored"
+    # x matters for r = 1 only, but r = 1 is not consistent with the observation: the answer would be the echo.
+    no_effect = "def f(x, r):\n    if r == 1:\n        return x\n    return r // 3"
+    assert check_scenario(_scenario(no_effect), cfg) == "no-effect"
+    # r in {1, 2} fits; the true r = 1 gives 1 on both inputs, though r = 2 changes: 1 -> 2.
+    truth_same = "def f(x, r):\n    return (x + r) // 2 + r // 3 * 10"
+    assert check_scenario(_scenario(truth_same, r=1), cfg) == "no-effect-truth"
+    dead = "def f(x, r):\n    if x < 3:\n        y = r + x\n    else:\n        y = x + r\n    return y * r"
+    assert check_scenario(_scenario(dead), cfg) == "dead-branch"
+    live = "def f(x, r):\n    if x < 2:\n        y = r + x\n    else:\n        y = x * r\n    return y * r"
+    assert not isinstance(check_scenario(_scenario(live), cfg), str)
+
+
+@pytest.mark.parametrize("name", ["if_else", "if_else_long"])
+def test_if_else_emits_only_live_branches(name):
+    family = get_family(name)
+    cfg = family.config_cls()
+    xs = [{"x": x} for x in range(cfg.x_min, cfg.x_max + 1)]
+    for r in generate(family, "counterfactual", 60, seed=4):
+        assert not dead_branch(r["program"], r["entry"], xs, latent_space(r["latent_domain"])), r["program"]
+        assert not re.search(r"x < (\d+) or x == \1\b", r["program"]), r["program"]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_meta_records_every_knob_and_the_gate_accepts_it(v2_records, name):
+    family = get_family(name)
+    knobs = knob_values(family.config_cls())
+    for r in v2_records[name][:30]:
+        assert r["meta"]["knobs"] == knobs
+        check_record(json.loads(json.dumps(r)), "test")
+
+
+def test_math_word_wording():
+    rows = list(generate(get_family("math_word"), "all", 400, seed=3))
+    for r in rows:
+        assert not re.search(r"\b1 spare empty \w+s\b", r["question"]), r["question"]
+        if r["meta"]["story"] == "groups":
+            assert "has the same size" not in r["question"], r["question"]
+    stories = {r["meta"]["story"] for r in rows if r["variant"] == "counterfactual" and len(r["answer"]) >= 2}
+    assert {"price", "travel"} <= stories  # rounding forms: even prices and trips can leave several values

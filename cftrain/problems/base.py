@@ -7,13 +7,14 @@ filters, and renders the three variants as records. An item is a pure function o
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
 import multiprocessing
 import random
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,13 @@ from cftrain.execution import (
     load_program,
 )
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 VARIANTS = ("counterfactual", "interventional", "abduction")
 SPLITS = ("any", "train", "test")
 # One program structure in five is held out for test files: train and test never share a structure.
 _TEST_BUCKETS = 5
+# Observation draws a family offers per sampled program (Scenario.more): one compile, several chances to pass.
+DRAWS = 8
 
 
 def structure_split(structure: str) -> str:
@@ -50,6 +53,13 @@ class FamilyConfig:
         metadata={"help": "program structures allowed: train (4/5 of them), test (the other 1/5) or any"},
     )
     max_attempts: int = field(default=500, metadata={"help": "samples tried per item before giving up"})
+    set_valued: float = field(
+        default=0.5,
+        metadata={
+            "help": "share of items whose counterfactual answer must have 2+ values (drawn per item); "
+            "0 sets no requirement (the natural mix)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -60,6 +70,12 @@ class FamilyConfig:
             )
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1; got {self.max_attempts}")
+        if not 0.0 <= self.set_valued <= 1.0:
+            raise ValueError(f"set_valued must be in [0, 1]; got {self.set_valued}")
+        if self.set_valued > 0 and self.max_answer_size < 2:
+            raise ValueError(
+                f"set_valued > 0 needs max_answer_size >= 2; got {self.max_answer_size} (or set_valued=0)"
+            )
 
     def check_range(self, name: str, low: int, high: int, minimum: int | None = None) -> None:
         """Raise ValueError naming `name` unless low <= high (and low >= minimum)."""
@@ -79,6 +95,11 @@ class Scenario:
     intervention: dict[str, int]
     meta: dict[str, Any] = field(default_factory=dict)
     entry: str = "f"
+    # False where the family builds only live branches itself (if_else): skips the dead-branch probe's compile.
+    check_branches: bool = True
+    # Draws another (inputs, truth, intervention) for the same program: check_scenario tries up to DRAWS of
+    # them, in order, when one fails a filter, so a program is compiled once for several chances to pass.
+    redraw: Callable[[], tuple[dict[str, int], dict[str, int], dict[str, int]]] | None = None
 
 
 class Family:
@@ -150,10 +171,23 @@ class Checked:
     counterfactual: list[int]
     interventional: list[int]
     structure: str
+    knobs: dict[str, Any] = field(default_factory=dict)
 
 
-def check_scenario(scenario: Scenario, cfg: FamilyConfig) -> Checked | str:
-    """Run the filters of DESIGN.md on one scenario. Returns the checked item or the reason it was rejected."""
+def knob_values(cfg: FamilyConfig) -> dict[str, Any]:
+    """Every knob's value, defaults included, so a record says which ranges it was drawn from."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+
+
+def check_scenario(scenario: Scenario, cfg: FamilyConfig, want_set: bool = False) -> Checked | str:
+    """Run the filters of DESIGN.md on one scenario. Returns the checked item or the reason it was rejected.
+
+    `want_set` asks for a counterfactual answer of 2+ values (the item's draw of `set_valued`). Beyond the
+    answer checks, three filters remove shortcuts: an output that ignores the intervened input for every hidden
+    value, an intervention that changes no consistent world's output (the answer would be the observed output),
+    or the true world's (the interventional answer would be), and an `if` whose condition or bodies do not
+    matter (`dead_branch`).
+    """
     try:
         program = load_program(scenario.program, scenario.entry)
     except UnsafeProgram as e:  # a generator bug, never model output: fail loudly
@@ -162,36 +196,133 @@ def check_scenario(scenario: Scenario, cfg: FamilyConfig) -> Checked | str:
     if cfg.split != "any" and structure_split(structure) != cfg.split:
         return "split"
     space = latent_space(scenario.latent_domain)
-    new_inputs = {**scenario.inputs, **scenario.intervention}
-    if new_inputs == scenario.inputs:
+    tables: dict[tuple, list[int] | None] = {}
+
+    def table(inputs: dict[str, int]) -> list[int] | None:
+        key = tuple(sorted(inputs.items()))
+        if key not in tables:
+            try:
+                tables[key] = program.table(inputs, space)
+            except ExecutionError:
+                tables[key] = None
+        return tables[key]
+
+    first = ""
+    draw = scenario.inputs, scenario.truth, scenario.intervention
+    for n in range(DRAWS if scenario.redraw else 1):
+        if n:
+            draw = scenario.redraw()
+        result = _check_draw(scenario, *draw, cfg, want_set, space, table)
+        if not isinstance(result, str):
+            if n:
+                scenario = dataclasses.replace(scenario, inputs=draw[0], truth=draw[1], intervention=draw[2])
+            return Checked(scenario, *result, structure, knob_values(cfg))
+        first = first or result
+    return first
+
+
+def _check_draw(
+    s: Scenario,
+    inputs: dict[str, int],
+    truth_values: dict[str, int],
+    intervention: dict[str, int],
+    cfg: FamilyConfig,
+    want_set: bool,
+    space: list[dict[str, int]],
+    table: Callable,
+) -> tuple[int, list[dict[str, int]], list[int], list[int]] | str:
+    """The filters for one draw of `s`'s program: (output, consistent, counterfactual, interventional) or a reason."""
+    new_inputs = {**inputs, **intervention}
+    if new_inputs == inputs:
         return "no-change"
-    try:
-        # Every hidden value must run cleanly on both inputs, so a solver that enumerates never meets an error.
-        observed = program.table(scenario.inputs, space)
-        intervened = program.table(new_inputs, space)
-    except ExecutionError:
+    # Every hidden value must run cleanly on both inputs, so a solver that enumerates never meets an error.
+    observed, intervened = table(inputs), table(new_inputs)
+    if observed is None or intervened is None:
         return "error"
-    truth = space.index(scenario.truth)
+    truth = space.index(truth_values)
     output = observed[truth]
     consistent = [latent for latent, y in zip(space, observed) if y == output]
     if len(consistent) == len(space):
         return "uninformative"
+    if intervened == observed:
+        return "input-ignored"
     counterfactual = sorted({y for y, obs in zip(intervened, observed) if obs == output})
-    naive = sorted(set(intervened))
+    if counterfactual == [output]:
+        return "no-effect"
+    if intervened[truth] == output:
+        return "no-effect-truth"
     if not cfg.min_answer_size <= len(counterfactual) <= cfg.max_answer_size:
         return "answer-size"
-    if cfg.require_abduction and counterfactual == naive:
+    if want_set and len(counterfactual) < 2:
+        return "not-set-valued"
+    if cfg.require_abduction and counterfactual == sorted(set(intervened)):
         return "abduction-unneeded"
-    interventional = [intervened[truth]]
-    return Checked(scenario, output, consistent, counterfactual, interventional, structure)
+    if s.check_branches and dead_branch(s.program, s.entry, [inputs, new_inputs], space, [observed, intervened]):
+        return "dead-branch"
+    return output, consistent, counterfactual, [intervened[truth]]
+
+
+_PROBE_IF, _PROBE_TO = "probe_if", "probe_to"
+
+
+def dead_branch(
+    source: str,
+    entry: str,
+    inputs: list[dict[str, int]],
+    space: list[dict[str, int]],
+    rows: list[list[int]] | None = None,
+) -> bool:
+    """True if some `if` can be replaced by one of its bodies without changing any output on `inputs` x `space`:
+    a condition constant where it is reached, or two bodies that compute the same thing there.
+
+    One probe program, compiled once: every test `t` becomes `probe_to if probe_if == k else t`, so each `if`
+    can be forced either way by arguments. A forced run that fails counts as a change. `rows` are the program's
+    outputs on each of `inputs` over `space`, when already known.
+
+    >>> dead_branch("def f(x, r):\\n    if x < 3:\\n        y = r + x\\n    else:\\n        y = x + r\\n    return y",
+    ...             "f", [{"x": 1}, {"x": 5}], [{"r": 1}, {"r": 2}])
+    True
+    >>> dead_branch("def f(x, r):\\n    if r < 2:\\n        return x\\n    return r", "f", [{"x": 0}], [{"r": 1}, {"r": 2}])
+    False
+    """
+    if "if " not in source:
+        return False
+    tree = ast.parse(source)
+    fn = tree.body[0]
+    ifs = [node for node in ast.walk(fn) if isinstance(node, ast.If)]
+    names = {node.id for node in ast.walk(fn) if isinstance(node, ast.Name)} | {a.arg for a in fn.args.args}
+    if not ifs or {_PROBE_IF, _PROBE_TO} & names:
+        return False
+    for k, node in enumerate(ifs, 1):
+        forced = ast.Compare(ast.Name(_PROBE_IF, ast.Load()), [ast.Eq()], [ast.Constant(k)])
+        node.test = ast.IfExp(forced, ast.Name(_PROBE_TO, ast.Load()), node.test)
+    fn.args.args += [ast.arg(_PROBE_IF), ast.arg(_PROBE_TO)]
+    probe = load_program(ast.unparse(ast.fix_missing_locations(tree)), entry)
+
+    def changes(k: int, to: int) -> bool:
+        # Stops at the first changed output: a live branch usually shows within a few runs.
+        for x, row in zip(inputs, rows):
+            for latent, y in zip(space, row):
+                try:
+                    if probe.table({**x, _PROBE_IF: k, _PROBE_TO: to}, [latent])[0] != y:
+                        return True
+                except ExecutionError:
+                    return True
+        return False
+
+    if rows is None:
+        rows = [probe.table({**x, _PROBE_IF: 0, _PROBE_TO: 0}, space) for x in inputs]
+    return not all(changes(k, to) for k in range(1, len(ifs) + 1) for to in (0, 1))
 
 
 def generate_item(family: Family, cfg: FamilyConfig, seed: int, index: int, key: str | None = None) -> Checked:
     """The index-th item of (family, config, seed): sample until every filter passes, or raise."""
     rng = random.Random(f"{family.name}|{key or config_key(cfg)}|{seed}|{index}")
+    # Decided once per item, so the share holds whatever each attempt's odds; set_valued=0 draws nothing.
+    want_set = cfg.set_valued > 0 and rng.random() < cfg.set_valued
     reasons: dict[str, int] = {}
     for _ in range(cfg.max_attempts):
-        result = check_scenario(family.sample(rng, cfg), cfg)
+        result = check_scenario(family.sample(rng, cfg), cfg, want_set)
         if isinstance(result, Checked):
             return result
         reasons[result] = reasons.get(result, 0) + 1
@@ -207,8 +338,13 @@ _RELAX = {
     "no-change": "the intervention knobs",
     "error": "the value ranges",
     "uninformative": "the hidden variable's range knobs (widen them) or the input range knobs",
+    "input-ignored": "the program-shape knobs (the output ignores the intervened input for every hidden value)",
+    "no-effect": "the input range knobs (widen them: the intervention changes no consistent world's output)",
+    "no-effect-truth": "the input range knobs (widen them: the intervention leaves the true world's output as is)",
     "answer-size": "min_answer_size/max_answer_size",
+    "not-set-valued": "set_valued (lower it, e.g. set_valued=0) or max_answer_size (raise it)",
     "abduction-unneeded": "require_abduction (set require_abduction=false)",
+    "dead-branch": "the program-shape knobs (an if whose condition or bodies do not matter was drawn every time)",
 }
 
 
@@ -240,6 +376,7 @@ def to_record(family: Family, key: str, item: Checked, variant: str, seed: int, 
             "config": key,
             "generator_version": GENERATOR_VERSION,
             "n_consistent": len(item.consistent),
+            "knobs": dict(item.knobs),
             **s.meta,
         },
     }

@@ -6,7 +6,8 @@ of several forms, each form a different program such as `def f(trays, fee): retu
 record carries that program and truth comes from executing it, exactly as for the code families; only the
 question text is English. The story's nouns name the program's inputs, and forms vary the expression shape,
 so stories give many program structures for the train/test split. Integer division and remainders
-(boxes, leftovers, teams, pace) make several hidden values fit one observation: their answers are sets.
+(boxes, leftovers, teams, pace, stamps, gift cards, markers, laps) make several hidden values fit one
+observation: their answers are sets.
 """
 
 from __future__ import annotations
@@ -113,6 +114,20 @@ _STORIES: dict[str, _Story] = {
                 _PAY,
                 (("a", 4, 15), ("b", 3, 6), ("c", 1, 4)),
             ),
+            _Form(
+                "{q} * ({a} + fee) // {b}",
+                "The shop gives one loyalty stamp for every full ${b} of the order's total.",
+                "She ordered {n} {q}; the number of stamps she earned was {out}.",
+                "how many stamps would she have earned?",
+                (("a", 4, 15), ("b", 10, 30)),
+            ),
+            _Form(
+                "({q} * ({a} + fee) + {b} - 1) // {b}",
+                "She pays with ${b} gift cards only, using as few as cover the total; no change is given.",
+                "She ordered {n} {q}; the number of gift cards she used was {out}.",
+                "how many gift cards would she have used?",
+                (("a", 4, 15), ("b", 10, 30)),
+            ),
         ),
     ),
     "boxes": _Story(
@@ -172,7 +187,7 @@ _STORIES: dict[str, _Story] = {
                 _ONE_AT_A_TIME + " The last {box} may be only partly full. Lee also brings {a} spare empty {boxes}.",
                 "For {n} {q}, Lee brought {out} {boxes} in all.",
                 "how many {boxes} would Lee have brought in all?",
-                (("a", 1, 5),),
+                (("a", 2, 5),),  # from 2: "{a} spare empty {boxes}" is plural
             ),
         ),
     ),
@@ -235,12 +250,12 @@ _STORIES: dict[str, _Story] = {
             {"q": "volunteers", "unit": "squad", "units": "squads"},
             {"q": "campers", "unit": "cabin", "units": "cabins"},
         ),  # fmt: skip
-        intro="A coach splits {q} into {units}, and every {unit} has the same size.",
-        domain="The number of {q} in each {unit} is a whole number from {lo} to {hi}.",
-        reveal="Each {unit} has {v} {q}.",
+        intro="A coach splits {q} into {units}; a full {unit} always has the same number of {q}.",
+        domain="The number of {q} in a full {unit} is a whole number from {lo} to {hi}.",
+        reveal="A full {unit} has {v} {q}.",
         change="Had there been {n2} {q} instead",
         same="the same {unit} size",
-        abduct="How many {q} could be in each {unit}?",
+        abduct="How many {q} could be in a full {unit}?",
         forms=(
             _Form(
                 "{q} // size",
@@ -298,7 +313,7 @@ _STORIES: dict[str, _Story] = {
             _Form(
                 "minutes // pace",
                 _STARTS,
-                "After being switched on for {n} minutes, it had finished {out} {things} in all.",
+                "After being switched on for {n} minutes, the number of {things} it had finished was {out}.",
                 "how many {things} would it have finished?",
             ),
             _Form(
@@ -318,7 +333,7 @@ _STORIES: dict[str, _Story] = {
             _Form(
                 "(minutes - {a}) // pace",
                 "After being switched on it first needs {a} minutes to warm up, and only then starts making {things}.",
-                "After being switched on for {n} minutes, it had finished {out} {things} in all.",
+                "After being switched on for {n} minutes, the number of {things} it had finished was {out}.",
                 "how many {things} would it have finished?",
                 (("a", 2, 8),),
                 above="a",
@@ -358,6 +373,20 @@ _STORIES: dict[str, _Story] = {
                 "how many km would the {who} have covered with the tailwind?",
                 (("a", 1, 5),),
             ),
+            _Form(
+                "hours * speed // {a}",
+                "A marker stands every {a} km along the route, the first one {a} km from the start.",
+                "In {n} hours the number of markers the {who} reached was {out}.",
+                "how many markers would the {who} have reached?",
+                (("a", 7, 25),),
+            ),
+            _Form(
+                "hours * speed % {a}",
+                "The route is a loop of {a} km that starts and ends at the start line.",
+                "After {n} hours the {who} was {out} km past the start line on the current lap.",
+                "how many km past the start line on the current lap would the {who} have been?",
+                (("a", 20, 60),),
+            ),
         ),
     ),
 }
@@ -371,7 +400,7 @@ class MathWordConfig(FamilyConfig):
     hidden_width: int = field(default=6, metadata={"help": "how many values the hidden quantity can take"})
     quantity_min: int = field(default=2, metadata={"help": "smallest visible count (items, dollars, minutes)"})
     quantity_max: int = field(
-        default=200,
+        default=300,
         metadata={"help": "largest visible count; ordered items use an eighth of it, travel hours a sixteenth"},
     )
 
@@ -403,15 +432,21 @@ class MathWord(Family):
         param = story.param.format(**words)
         low = max(cfg.quantity_min, consts[form.above] + 1 if form.above else 0)
         high = max(low + 1, cfg.quantity_max // story.divisor)
-        n_obs, n_new = rng.sample(range(low, high + 1), 2)
         lo = story.low
         hi = lo + cfg.hidden_width - 1
+
+        def draw() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+            n_obs, n_new = rng.sample(range(low, high + 1), 2)
+            return {param: n_obs}, {story.hidden: rng.randint(lo, hi)}, {param: n_new}
+
+        inputs, truth, intervention = draw()
         return Scenario(
             program=f"def f({param}, {story.hidden}):\n    return {form.expr.format(q=param, **consts)}",
             latent_domain={story.hidden: (lo, hi)},
-            inputs={param: n_obs},
-            truth={story.hidden: rng.randint(lo, hi)},
-            intervention={param: n_new},
+            inputs=inputs,
+            truth=truth,
+            intervention=intervention,
+            redraw=draw,
             meta={"story": story_name, "form": form_index, "words": words_index, "consts": consts},
         )
 

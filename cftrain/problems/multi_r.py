@@ -106,13 +106,19 @@ class MultiR(Family):
             body = "\n".join(lines)
             if all(re.search(rf"\b{name}\b", body) for name in hidden):
                 break
-        x_obs, x_new = rng.sample(range(cfg.x_min, cfg.x_max + 1), 2)
+
+        def draw() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+            x_obs, x_new = rng.sample(range(cfg.x_min, cfg.x_max + 1), 2)
+            return {"x": x_obs}, {name: rng.randint(cfg.r_min, cfg.r_max) for name in hidden}, {"x": x_new}
+
+        inputs, truth, intervention = draw()
         return Scenario(
             program="\n".join([f"def f(x, {', '.join(hidden)}):", body]),
             latent_domain={name: (cfg.r_min, cfg.r_max) for name in hidden},
-            inputs={"x": x_obs},
-            truth={name: rng.randint(cfg.r_min, cfg.r_max) for name in hidden},
-            intervention={"x": x_new},
+            inputs=inputs,
+            truth=truth,
+            intervention=intervention,
+            redraw=draw,
             meta={"n_hidden": cfg.n_hidden, "after": after, "modulus": modulus},
         )
 

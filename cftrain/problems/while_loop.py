@@ -152,13 +152,19 @@ class While(Family):
             m = rng.randint(cfg.m_min, cfg.m_max)
             result = f"{result} % {m}" if result.isidentifier() else f"({result}) % {m}"
         lines.append(f"    return {result}")
-        x_obs, x_new = rng.sample(range(cfg.x_min, cfg.x_max + 1), 2)
+
+        def draw() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+            x_obs, x_new = rng.sample(range(cfg.x_min, cfg.x_max + 1), 2)
+            return {"x": x_obs}, {"r": rng.randint(cfg.r_min, cfg.r_max)}, {"x": x_new}
+
+        inputs, truth, intervention = draw()
         return Scenario(
             program="\n".join(["def f(x, r):", *lines]),
             latent_domain={"r": (cfg.r_min, cfg.r_max)},
-            inputs={"x": x_obs},
-            truth={"r": rng.randint(cfg.r_min, cfg.r_max)},
-            intervention={"x": x_new},
+            inputs=inputs,
+            truth=truth,
+            intervention=intervention,
+            redraw=draw,
             meta={"loop": kind, "branch": branch, "modulus": modulus},
         )
 
