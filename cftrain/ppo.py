@@ -292,11 +292,18 @@ def rollout(
     decoded = tokenizer.batch_decode(ids, skip_special_tokens=True)
     completions = [[{"role": "assistant", "content": t}] for t in decoded] if chat else decoded
     columns = {k: v for k, v in rows.items() if k != "prompt"}
+    # None (a step the variant lacks) is NaN and adds nothing, as in TRL's GRPO (nansum over the weighted rewards).
     per_func = {
-        fn.__name__: torch.tensor(fn(prompts=prompts, completions=completions, completion_ids=ids, **columns))
+        fn.__name__: torch.tensor(
+            [
+                torch.nan if r is None else r
+                for r in fn(prompts=prompts, completions=completions, completion_ids=ids, **columns)
+            ],
+            dtype=torch.float,
+        )
         for fn, _ in rewards
     }
-    scores = sum(weight * per_func[fn.__name__] for fn, weight in rewards).float().to(device)
+    scores = sum(weight * per_func[fn.__name__].nan_to_num(0.0) for fn, weight in rewards).float().to(device)
 
     # ---- log-probs, values and reference log-probs, in mini-batches
     n = response.shape[1]
@@ -472,7 +479,7 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
             scores = accelerator.gather(batch["scores"])
             logs = {"reward": scores.mean().item(), "reward_std": scores.std().item() if len(scores) > 1 else 0.0}
             for name, values in per_func.items():
-                logs[f"rewards/{name}/mean"] = accelerator.gather(values.float().to(accelerator.device)).mean().item()
+                logs[f"rewards/{name}/mean"] = accelerator.gather(values.to(accelerator.device)).nanmean().item()
             logs.update(stats, learning_rate=optimizer.param_groups[0]["lr"], kl_coef=kl_coef)
             logs.update({"time/rollout": rolled_out - started, "time/update": time.time() - rolled_out})
             log(step, logs)

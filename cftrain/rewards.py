@@ -27,8 +27,12 @@ found with ``str.rfind`` and the set by one anchored regex over the reversed tai
 that is not text (a chat message without a string ``content``, an empty list) reads as "" and scores 0. Tests: ``python -m pytest tests/test_rewards.py``.
 """
 
+import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
+
+from cftrain import steps
 
 Completion = str | list[dict[str, str]]
 
@@ -191,4 +195,140 @@ def format_reward(completions: list[Completion], **kwargs) -> list[float]:
     return [float(_well_formatted(completion_text(c))) for c in completions]
 
 
-REWARDS: dict[str, Callable[..., list[float]]] = {"answer": answer_reward, "f1": f1_reward, "format": format_reward}
+def answer_start(text: str) -> int:
+    r"""Where the answer `parse_answer` reads begins in `text` (its ``<answer>`` or ``\boxed{``), else len(text).
+
+    >>> answer_start("<think><answer>1</answer></think> r={2} <answer>{2}</answer>")
+    40
+    """
+    # The same cuts as _outside_think, but blanked to spaces so positions stay those of `text`.
+    close = text.find("</think>")
+    if close != -1 and text.find("<think>", 0, close) == -1:
+        text = " " * (close + len("</think>")) + text[close + len("</think>") :]
+    if "<think>" in text:
+        text = _THINK.sub(lambda m: " " * len(m.group()), text)
+    close = text.rfind("</answer>")
+    start = text.rfind("<answer>", 0, close) if close != -1 else -1
+    if start == -1:
+        start = text.rfind("\\boxed{")
+    return len(text) if start == -1 else start
+
+
+# ---------------------------------------------------------------- step rewards (parsing rules: cftrain.steps)
+
+
+@lru_cache(maxsize=4096)
+def _truth_from_json(text: str) -> steps.Truth:
+    return steps.parse_truth(json.loads(text))
+
+
+def _truths(truth: list[str | Mapping] | None, n: int) -> list[steps.Truth]:
+    if truth is None or len(truth) != n:
+        raise ValueError(
+            "step rewards need the dataset's `truth` column: json.dumps(cftrain.steps.step_truth(record))"
+        )
+    return [_truth_from_json(t) if isinstance(t, str) else steps.parse_truth(t) for t in truth]
+
+
+def _reasoning(completion: Completion) -> str | None:
+    """The text before the final answer, or None when the completion is too long to be scored."""
+    text = completion_text(completion)
+    return None if len(text) > steps.MAX_CHARS else text[: answer_start(text)]
+
+
+def _abduction_claim(text: str | None, truth: steps.Truth) -> frozenset | None:
+    return None if text is None else steps.final_value(steps.abduction_claims(text, truth))
+
+
+def abduction_reward(completions: list[Completion], truth: list[str] | None = None, **kwargs) -> list[float | None]:
+    """1.0 when the last claim of the hidden values before the answer equals the consistent set; None for the
+    ``interventional`` variant (its hidden values are given). Rules: `cftrain.steps`.
+
+    >>> t = {"variant": "counterfactual", "entry": "f", "params": ["x", "r"], "latents": ["r"], "worlds": [[3], [6]],
+    ...      "new_inputs": {"x": 8}, "intervention": {"x": 8}, "outcomes": [7, 7]}
+    >>> abduction_reward(["consistent r={3, 6}", "r={3} r={6} r={3, 6}", "if r = 3, ... so r is 3 or 6"], [t] * 3)
+    [1.0, 0.0, 1.0]
+    """
+    truths = _truths(truth, len(completions))
+    out = []
+    for c, t in zip(completions, truths):
+        out.append(None if t.variant == "interventional" else float(_abduction_claim(_reasoning(c), t) == t.worlds))
+    return out
+
+
+def abduction_f1_reward(completions: list[Completion], truth: list[str] | None = None, **kwargs) -> list[float | None]:
+    """Set F1 between the last claimed hidden values and the consistent set (graded `abduction`).
+
+    >>> t = {"variant": "abduction", "entry": "f", "params": ["x", "r"], "latents": ["r"], "worlds": [[3], [6]],
+    ...      "new_inputs": {"x": 8}, "intervention": {"x": 8}, "outcomes": []}
+    >>> abduction_f1_reward(["r ∈ {3}", "r ∈ {1, ..., 6}"], [t, t])
+    [0.6666666666666666, 0.0]
+    """
+    truths = _truths(truth, len(completions))
+    out = []
+    for c, t in zip(completions, truths):
+        claim = None if t.variant == "interventional" else _abduction_claim(_reasoning(c), t)
+        out.append(None if t.variant == "interventional" else set_f1(claim, t.worlds))
+    return out
+
+
+def _prediction(text: str | None, truth: steps.Truth) -> float:
+    if text is None:
+        return 0.0
+    point = steps.intervention_point(text, truth)
+    return 0.0 if point is None else steps.prediction_share(steps.predictions(text[point:], truth), truth)
+
+
+def prediction_reward(completions: list[Completion], truth: list[str] | None = None, **kwargs) -> list[float | None]:
+    """Share of the consistent worlds whose output at the changed inputs is predicted right, after the change is
+    stated; None for the ``abduction`` variant (nothing to predict). Rules: `cftrain.steps`.
+
+    >>> t = {"variant": "counterfactual", "entry": "f", "params": ["x", "r"], "latents": ["r"], "worlds": [[3], [6]],
+    ...      "new_inputs": {"x": 8}, "intervention": {"x": 8}, "outcomes": [7, 5]}
+    >>> prediction_reward(["x=8 f(8,3)=7 f(8,6)=5", "x=8 f(8,3)=7", "x=8 f(8,3)=7 f(8,6)=5 f(8,1)=2"], [t] * 3)
+    [1.0, 0.5, 0.6666666666666666]
+    """
+    truths = _truths(truth, len(completions))
+    return [None if t.variant == "abduction" else _prediction(_reasoning(c), t) for c, t in zip(completions, truths)]
+
+
+def _steps(text: str | None, truth: steps.Truth) -> bool:
+    if text is None:
+        return False
+    start = 0
+    if truth.variant != "interventional":
+        claims = steps.abduction_claims(text, truth)
+        if steps.final_value(claims) != truth.worlds:
+            return False
+        start = claims[-1].end
+        if truth.variant == "abduction":
+            return True
+    calls = steps.predictions(text, truth)
+    if not calls or calls[0][0].start < start:
+        return False
+    first = calls[0][0].start
+    return steps.intervention_ok(text, truth, start, first) and steps.prediction_share(calls, truth) == 1.0
+
+
+def steps_reward(completions: list[Completion], truth: list[str] | None = None, **kwargs) -> list[float]:
+    r"""1.0 when the variant's steps are all right and in order: abduction (not for ``interventional``), then the
+    intervention, then the prediction (not for ``abduction``). Rules: `cftrain.steps`.
+
+    >>> t = {"variant": "counterfactual", "entry": "f", "params": ["x", "r"], "latents": ["r"], "worlds": [[3], [6]],
+    ...      "new_inputs": {"x": 8}, "intervention": {"x": 8}, "outcomes": [7, 5]}
+    >>> steps_reward(["consistent r={3, 6}\nx=8\nf(8,3)=7 f(8,6)=5", "x=8 f(8,3)=7 f(8,6)=5 consistent r={3, 6}"], [t] * 2)
+    [1.0, 0.0]
+    """
+    truths = _truths(truth, len(completions))
+    return [float(_steps(_reasoning(c), t)) for c, t in zip(completions, truths)]
+
+
+REWARDS: dict[str, Callable[..., list[float]]] = {
+    "answer": answer_reward,
+    "f1": f1_reward,
+    "format": format_reward,
+    "abduction": abduction_reward,
+    "abduction_f1": abduction_f1_reward,
+    "prediction": prediction_reward,
+    "steps": steps_reward,
+}

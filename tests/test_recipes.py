@@ -40,7 +40,7 @@ def test_accelerate_configs_exist():
         ({"trainer": {"learning_rat": 1e-5}}, "trainer.learning_rat: not a field of trl.GRPOConfig; did you mean"),
         ({"trainer": {"output_dir": "x"}}, "trainer.output_dir: set it with `output_dir`"),
         ({"trainer": {"num_generations": 1}}, "trainer: trl.GRPOConfig rejected the values"),
-        ({"rewards": {"accuracy": 1.0}}, "unknown reward 'accuracy'; rewards: answer, f1, format"),
+        ({"rewards": {"accuracy": 1.0}}, "unknown reward 'accuracy'; rewards: answer, f1, format, abduction"),
         ({"rewards": {"format": 1.0}}, "rewards must include `answer`"),
         ({"data": {"train": [{"family": "loops", "n": 3}]}}, "unknown family 'loops'"),
         ({"data": {"train": [{"family": "if_else", "n": 3, "knobs": {"x_mx": 3}}]}}, "unknown knob 'x_mx'"),

@@ -4,6 +4,7 @@ Offline and fast: `python -m pytest tests/test_rewards.py -q`. Speed is measured
 """
 
 import doctest
+import json
 import pickle
 
 import pytest
@@ -20,6 +21,20 @@ from cftrain.rewards import (
     format_reward,
     parse_answer,
     set_f1,
+)
+
+# The `truth` column the step rewards read (cftrain.steps.step_truth): r in {3, 6}; at x=8 both give 7.
+TRUTH = json.dumps(
+    {
+        "variant": "counterfactual",
+        "entry": "f",
+        "params": ["x", "r"],
+        "latents": ["r"],
+        "worlds": [[3], [6]],
+        "new_inputs": {"x": 8},
+        "intervention": {"x": 8},
+        "outcomes": [7, 7],
+    }
 )
 
 
@@ -133,7 +148,7 @@ def test_answers_inside_think_do_not_count(text, expected):
 def test_malformed_completions_score_zero(completion):
     assert completion_text(completion) == ""
     for func in REWARDS.values():
-        assert func([completion], answer=[[1]]) == [0.0]
+        assert func([completion], answer=[[1]], truth=[TRUTH]) == [0.0]
 
 
 def test_chat_completions():
@@ -202,7 +217,13 @@ def test_format_reward():
 
 def test_trl_call_signature():
     completions = [[{"role": "assistant", "content": "<answer>{3, 7}</answer>"}]] * 2
-    columns = {"answer": [[3, 7], [3, 8]], "family": ["if_else"] * 2, "trainer_state": None, "log_extra": print}
+    columns = {
+        "answer": [[3, 7], [3, 8]],
+        "family": ["if_else"] * 2,
+        "truth": [TRUTH] * 2,
+        "trainer_state": None,
+        "log_extra": print,
+    }
     for name, func in REWARDS.items():
         rewards = func(prompts=["p", "p"], completions=completions, completion_ids=[[1], [1]], **columns)
         assert len(rewards) == 2, name
@@ -255,7 +276,7 @@ def test_never_raises(text, gold):
     parsed = parse_answer(text)
     assert parsed is None or all(isinstance(v, int) for v in parsed)
     for func in REWARDS.values():
-        assert 0.0 <= func([text], answer=[gold])[0] <= 1.0
+        assert 0.0 <= func([text], answer=[gold], truth=[TRUTH])[0] <= 1.0
 
 
 @given(st.none() | st.frozensets(ints, max_size=8), st.lists(st.integers(-5, 5), max_size=8))
