@@ -23,6 +23,7 @@ from cftrain.problems import VARIANTS, generate, get_family
 from cftrain.problems.base import GENERATOR_VERSION
 from cftrain.problems.records import json_lines, read_records
 from cftrain.prompts import PromptConfig, answer_line, build_completion, build_prompt, rationale
+from cftrain.steps import step_truth
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 ID_FAMILIES = ("if_else",)
@@ -278,6 +279,7 @@ def to_dataset(records: list[Mapping], prompt: PromptConfig, with_rationale: boo
         "variant": [r["variant"] for r in records],
         "answer": [list(r["answer"]) for r in records],
         "prompt": [build_prompt(r, prompt) for r in records],
+        "truth": [json.dumps(step_truth(r)) for r in records],  # what the step rewards check (cftrain.steps)
     }
     if with_rationale:
         rows["completion"] = [build_completion(sft_target(r), prompt) for r in records]
