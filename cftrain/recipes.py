@@ -12,6 +12,7 @@ import difflib
 import enum
 import functools
 import importlib
+import importlib.util
 import math
 import reprlib
 import types
@@ -434,6 +435,12 @@ def check_run(recipe: Recipe, hardware: bool = True) -> None:
     from cftrain.models import check_model
 
     trainer_config(recipe, hardware=hardware)
+    if hardware and recipe.trainer.get("use_vllm") and importlib.util.find_spec("vllm") is None:
+        # TRL would only find out in GRPOTrainer.__init__, after the data and the model are built.
+        raise ValueError(
+            "trainer.use_vllm: vLLM is not installed (pip install -e '.[vllm]', GPU only); "
+            "--trainer.use_vllm false generates with transformers"
+        )
     check_model(recipe.model.name_or_path, "model.name_or_path")
     if recipe.method == "ppo" and recipe.ppo.get("value_model"):
         check_model(recipe.ppo["value_model"], "ppo.value_model")

@@ -101,3 +101,18 @@ def test_cpu_runs_turn_off_trl_gpu_defaults_unless_the_recipe_sets_them(tmp_path
     explicit = {"use_cpu": True, "bf16": True, "gradient_checkpointing": True}
     args = trainer_config(_build(Recipe, {**base, "trainer": explicit}, ""))
     assert args.bf16 is True and args.activation_checkpointing is True
+
+
+def test_use_vllm_without_vllm_is_a_one_line_error_before_the_run(tmp_path):
+    import importlib.util
+
+    from cftrain.recipes import check_run
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    raw = {"method": "grpo", "model": {"name_or_path": "cftrain:micro"}, "output_dir": str(tmp_path),
+           "data": {"train": [{"family": "if_else", "n": 2}]}, "trainer": {"use_vllm": True}}  # fmt: skip
+    recipe = _build(Recipe, raw, "")
+    check_run(recipe, hardware=False)  # a GPU recipe still validates on a laptop (--dry-run)
+    with pytest.raises(ValueError, match=r"^trainer.use_vllm: vLLM is not installed"):
+        check_run(recipe)
