@@ -158,6 +158,9 @@ def _stop_ids(model, tokenizer) -> list[int]:
     return sorted({i for i in [*ids, tokenizer.eos_token_id] if i is not None})
 
 
+ANSWER_END = "</answer>"
+
+
 def generate(
     model,
     tokenizer,
@@ -169,8 +172,14 @@ def generate(
     samples: int = 1,
     temperature: float = 0.0,
     progress: bool = False,
+    stop_at_answer: bool = True,
 ) -> tuple[list[list[str]], list[list[int]]]:
     """Completions and their token counts, `samples` per prompt, with batched `transformers` generation.
+
+    Each sequence stops at EOS and, with `stop_at_answer`, at its first `</answer>`: a batch runs only as long as its
+    longest *answer*, not as long as a model that rambles on after it. The reward reads the last `<answer>` block, so
+    a completion that would have written a second block is scored on its first one instead (the format reward, which
+    wants exactly one block, passes it); scripts/bench_eval.py counts how often scores differ.
 
     Greedy when samples == 1 and temperature == 0, else plain sampling (temperature 1.0 when samples > 1 and no
     temperature is given; no top-k/top-p, so pass@k measures the model's own distribution). Prompts are sorted by
@@ -195,7 +204,10 @@ def generate(
         # Explicit, so a checkpoint's generation_config.json (top_k=20, repetition_penalty=1.05, ...) cannot leak in.
         **({"temperature": temperature, "top_k": 0, "top_p": 1.0} if sampled else {}),
         "repetition_penalty": 1.0,
+        # Per sequence: a stopped sequence is padded while the others go on (transformers' StopStringCriteria).
+        **({"stop_strings": [ANSWER_END], "tokenizer": tokenizer} if stop_at_answer else {}),
     }
+    pad = settings["pad_token_id"]
     chat = template == "chat"  # the chat template already holds its special tokens; TRL tokenizes it the same way
     lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=not chat)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
@@ -217,6 +229,8 @@ def generate(
                 new = out[:, ids.shape[1] :].tolist()
                 for j, tokens in enumerate(new):
                     n = next((t + 1 for t, token in enumerate(tokens) if token in stop), len(tokens))
+                    while stop_at_answer and n > 0 and tokens[n - 1] == pad and pad not in stop:
+                        n -= 1  # stopped at </answer>: the rest is padding
                     texts[batch[j // samples]].append(tokenizer.decode(tokens[:n], skip_special_tokens=True))
                     counts[batch[j // samples]].append(n)
                 bar.update(len(batch))
@@ -254,8 +268,9 @@ def generate_vllm(
     for samples, temperature in sampling:
         greedy = samples == 1 and temperature == 0
         params = SamplingParams(
-            n=samples, temperature=0.0 if greedy else temperature or 1.0, max_tokens=max_new_tokens, seed=seed
-        )
+            n=samples, temperature=0.0 if greedy else temperature or 1.0, max_tokens=max_new_tokens, seed=seed,
+            stop=[ANSWER_END], include_stop_str_in_output=True,  # as `generate`: stop at the first </answer>
+        )  # fmt: skip
         outputs = llm.generate(prompts, params, lora_request=lora)
         texts = [[o.text for o in out.outputs] for out in outputs]
         results.append((texts, [[len(o.token_ids) for o in out.outputs] for out in outputs]))
@@ -293,6 +308,7 @@ def evaluate_records(
     samples: int = 1,
     temperature: float = 0.0,
     progress: bool = False,
+    stop_at_answer: bool = True,
 ) -> tuple[dict, list[dict]]:
     """Generate on `records` and score: (metrics, sample rows). Works on a plain or PEFT-wrapped model."""
     prompts = render_prompts(records, prompt, tokenizer)
@@ -306,6 +322,7 @@ def evaluate_records(
         samples=samples,
         temperature=temperature,
         progress=progress,
+        stop_at_answer=stop_at_answer,
     )
     rows = score(records, prompts, texts, counts)
     return metrics_from_samples(rows), rows

@@ -12,6 +12,7 @@ import difflib
 import enum
 import functools
 import importlib
+import importlib.util
 import math
 import reprlib
 import types
@@ -435,6 +436,12 @@ def check_run(recipe: Recipe, hardware: bool = True) -> None:
     from cftrain.models import check_model
 
     trainer_config(recipe, hardware=hardware)
+    if hardware and recipe.trainer.get("use_vllm") and importlib.util.find_spec("vllm") is None:
+        # TRL would only find out in GRPOTrainer.__init__, after the data and the model are built.
+        raise ValueError(
+            "trainer.use_vllm: vLLM is not installed (pip install -e '.[vllm]', GPU only); "
+            "--trainer.use_vllm false generates with transformers"
+        )
     check_model(recipe.model.name_or_path, "model.name_or_path")
     if recipe.method == "ppo" and recipe.ppo.get("value_model"):
         check_model(recipe.ppo["value_model"], "ppo.value_model")
@@ -515,6 +522,8 @@ def trainer_config(recipe: Recipe, hardware: bool = True):
         kwargs.update(bf16=False, fp16=False)
         if recipe.method != "sft":
             kwargs["use_vllm"] = False
+    elif _on_cpu(trainer):
+        kwargs.update(_cpu_defaults(trainer))
     try:
         with warnings.catch_warnings():  # transformers' notice, for every TRL config, that TRL's default is renamed
             warnings.filterwarnings("ignore", "`gradient_checkpointing` is deprecated", FutureWarning)
@@ -527,6 +536,28 @@ def trainer_config(recipe: Recipe, hardware: bool = True):
         which = f" (trainer.{culprit}={short_repr(trainer[culprit])})" if culprit else ""
         message = " ".join(str(e).split()) or type(e).__name__
         raise ValueError(f"trainer: trl.{cls.__name__} rejected the values{which}: {message}") from None
+
+
+def _on_cpu(trainer: dict[str, Any]) -> bool:
+    import torch
+
+    return bool(trainer.get("use_cpu")) or not torch.cuda.is_available()
+
+
+def _cpu_defaults(trainer: dict[str, Any]) -> dict[str, Any]:
+    """TRL's GPU defaults that a CPU run pays for without getting anything back, unless `trainer:` sets them.
+
+    - `bf16` (TRL: true) autocasts every matmul to bfloat16. The model is float32 on CPU (`model.dtype: auto`), and
+      on a CPU without native bf16 (AVX2 only) each autocast matmul is emulated: the reported 12x slower SFT step.
+    - `activation_checkpointing` (TRL: true, as `gradient_checkpointing`) saves GPU memory by running every layer's
+      forward again in the backward pass: on CPU a third more compute for memory that is not short.
+    """
+    defaults = {}
+    if "bf16" not in trainer and not trainer.get("fp16"):
+        defaults["bf16"] = False
+    if "gradient_checkpointing" not in trainer and "activation_checkpointing" not in trainer:
+        defaults["activation_checkpointing"] = False
+    return defaults
 
 
 def _builds(cls: type, kwargs: dict[str, Any]) -> bool:

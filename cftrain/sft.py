@@ -7,15 +7,32 @@ accelerate launch --config_file recipes/accelerate/ddp.yaml -m cftrain train rec
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cftrain.data import to_dataset
 from cftrain.hooks import EvalHook
 from cftrain.models import load_tokenizer, plain_checkpoint
 from cftrain.recipes import Recipe, trainer_config
-from cftrain.runs import MetricsLogger, RecipeInCheckpoints, lora_config, model_init_kwargs, prepare_run, save_final
+from cftrain.runs import (
+    MetricsLogger,
+    RecipeInCheckpoints,
+    Run,
+    lora_config,
+    model_init_kwargs,
+    prepare_run,
+    save_final,
+)
 
 
 def main(recipe: Recipe, resume: bool = True) -> Path:
+    trainer, run = build(recipe, resume)
+    # ---- train (resuming from the last checkpoint in output_dir, if any) and save
+    trainer.train(resume_from_checkpoint=run.resume_from)
+    return save_final(trainer, run)
+
+
+def build(recipe: Recipe, resume: bool = True) -> tuple[Any, Run]:
+    """The SFTTrainer `main` trains, and its run folder (scripts/bench_train.py times its steps)."""
     from trl import SFTTrainer
 
     # ---- config, run folder, data
@@ -39,7 +56,4 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
         callbacks=[MetricsLogger(run.dir / "metrics.jsonl", run.resume_from), RecipeInCheckpoints(run.dir), hook],
     )
     hook.attach(trainer)
-
-    # ---- train (resuming from the last checkpoint in output_dir, if any) and save
-    trainer.train(resume_from_checkpoint=run.resume_from)
-    return save_final(trainer, run)
+    return trainer, run
