@@ -25,6 +25,11 @@ RECIPE = {"method": "grpo", "model": {"name_or_path": "cftrain:micro"}, "output_
           "logging": {"wandb": False}}  # fmt: skip
 
 
+# One-to-one branches with no reduction cannot give four consistent answers: no item ever passes the filters.
+UNSATISFIABLE = {"min_answer_size": 4, "max_answer_size": 4, "simple": True, "modulus_prob": 0.0, "set_valued": 0,
+                 "max_attempts": 50}  # fmt: skip
+
+
 def _recipe(tmp: Path, **changes) -> None:
     raw = json.loads(json.dumps(RECIPE))
     for dotted, value in changes.items():
@@ -86,9 +91,7 @@ SETUPS = {
     "recipe_out_under_file": lambda tmp: (_recipe(tmp, output_dir="f/run"), (tmp / "f").write_text("x")),
     "recipe_train_path": lambda tmp: _recipe(tmp, data={"train_path": "missing.jsonl"}),
     "recipe_no_data": lambda tmp: _recipe(tmp, data={}),
-    "recipe_knobs": lambda tmp: _recipe(
-        tmp, data={"train": [{"family": "if_else", "n": 4, "knobs": {"min_answer_size": 4, "max_answer_size": 4}}]}
-    ),
+    "recipe_knobs": lambda tmp: _recipe(tmp, data={"train": [{"family": "if_else", "n": 4, "knobs": UNSATISFIABLE}]}),
     "recipe_list": lambda tmp: (tmp / "r.yaml").write_text("- method\n- grpo\n"),
     "recipe_yaml": lambda tmp: (tmp / "r.yaml").write_text("method: grpo\nmodel: {name_or_path: [\n"),
     "recipe_tab": lambda tmp: (tmp / "r.yaml").write_text("method: grpo\n\tmodel: x\n"),
@@ -153,7 +156,7 @@ CASES = [
     ("gen-knob-syntax", [*GO, "--set", "x_max"], None),
     ("gen-knob-type", [*GO, "--set", "x_max=abc"], None),
     ("gen-knob-range", [*GO, "--set", "r_min=9", "--set", "r_max=2"], None),
-    ("gen-unsatisfiable", [*GO, "--set", "min_answer_size=4", "--set", "max_answer_size=4"], None),
+    ("gen-unsatisfiable", [*GO, *(f"--set={k}={v}" for k, v in UNSATISFIABLE.items())], None),
     ("gen-variant", [*GO, "--variant", "nope"], None),
     (
         "gen-variant-family",
