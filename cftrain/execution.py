@@ -43,7 +43,7 @@ import itertools
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NoReturn
 
@@ -193,8 +193,17 @@ def _check(source: str, entry: str, slots: bool = False) -> tuple[ast.Module, di
         elif kind is ast.AugAssign:
             if type(node.target) is not ast.Name:
                 raise UnsafeProgram("only single plain names can be assigned")
-        for child in ast.iter_child_nodes(node):
-            stack.append((child, depth + 1, child if isinstance(child, ast.stmt) else owner))
+        # The children of ast.iter_child_nodes, in its order, without its two generators per node (this loop is
+        # most of the cost of checking a program). Only allowed kinds get here; _fields lists every field.
+        depth += 1
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for child in value:
+                    if isinstance(child, ast.AST):
+                        stack.append((child, depth, child if isinstance(child, ast.stmt) else owner))
+            elif isinstance(value, ast.AST):
+                stack.append((value, depth, value if isinstance(value, ast.stmt) else owner))
     return tree, calls, has_loop
 
 
@@ -221,17 +230,28 @@ def _checked(value: ast.expr | None, at: ast.stmt) -> ast.Call:
     return ast.copy_location(ast.Call(func, [value], []), value)
 
 
+def _replace(node: ast.AST, **fields: object) -> ast.AST:
+    """A shallow copy of `node` with `fields` replaced (the checked tree itself is never changed)."""
+    return ast.copy_location(type(node)(**{name: getattr(node, name, None) for name in node._fields} | fields), node)
+
+
 def _instrument(stmts: list[ast.stmt], calls: dict[int, int]) -> list[ast.stmt]:
-    """Add step ticks (loop bodies, statements with calls), magnitude checks after assignments, checked returns."""
+    """Add step ticks (loop bodies, statements with calls), magnitude checks after assignments, checked returns.
+
+    Returns new statements: an instrumented compound statement or return is a copy, so the checked tree stays as
+    parsed (its structure hash is computed from it later, and only when asked for).
+    """
     out: list[ast.stmt] = []
     for node in stmts:
         n_calls = calls.get(id(node), 0)
         if isinstance(node, ast.If | ast.While | ast.For):
-            node.body = _instrument(node.body, calls)
-            node.orelse = _instrument(node.orelse, calls)
+            body = _instrument(node.body, calls)
             if not isinstance(node, ast.If):
                 # A while test's calls run again before every iteration; a for's iterable runs once.
-                node.body[:0] = _tick(1 + n_calls if isinstance(node, ast.While) else 1)
+                body[:0] = _tick(1 + n_calls if isinstance(node, ast.While) else 1)
+            node = _replace(node, body=body, orelse=_instrument(node.orelse, calls))
+        elif isinstance(node, ast.Return):
+            node = _replace(node, value=_checked(node.value, node))
         if n_calls:
             out += _tick(n_calls)
         out.append(node)
@@ -240,8 +260,6 @@ def _instrument(stmts: list[ast.stmt], calls: dict[int, int]) -> list[ast.stmt]:
         elif isinstance(node, ast.Assign) and not isinstance(node.value, ast.Name | ast.Constant):
             # A copied name or constant is already bounded (parameters on entry, constants at load time).
             out.append(_bounded(node.targets[0].id))
-        elif isinstance(node, ast.Return):
-            node.value = _checked(node.value, node)
     return out
 
 
@@ -256,8 +274,17 @@ class Program:
     source: str
     entry: str
     params: tuple[str, ...]
-    structure: str
     fn: Callable[..., int]
+    # The checked tree until `structure` is first read, then its hash: most generated candidates fail a filter
+    # and never need one.
+    _structure: ast.Module | str = field(repr=False, compare=False)
+
+    @property
+    def structure(self) -> str:
+        """The canonical structure hash (cftrain.structure.structure_of), computed on first use."""
+        if not isinstance(self._structure, str):
+            object.__setattr__(self, "_structure", structure_of(self._structure))  # frozen: a one-time fill-in
+        return self._structure
 
     def __call__(self, **kwargs: int) -> int:
         return self.table(kwargs, [{}])[0]
@@ -289,7 +316,7 @@ def load_program(source: str, entry: str = "f") -> Program:
     cached = _TEMPLATES.get((key, entry))
     if cached and max(values, default=0) <= MAX_ABS:  # literals are >= 0: a minus sign is a unary operator
         make, params, structure = cached
-        return Program(source, entry, params, structure, make(*values))
+        return Program(source, entry, params, make(*values), structure)
     program, tree = _compile(source, entry)  # a new shape, or a literal out of range: the full check decides
     if len(_TEMPLATES) >= _MAX_TEMPLATES:
         _TEMPLATES.clear()
@@ -307,24 +334,23 @@ def clear_caches() -> None:
 
 
 def _compile(source: str, entry: str) -> tuple[Program, ast.Module]:
-    """The full path: check, hash, instrument and compile one program; also returns its (instrumented) tree."""
+    """The full path: check, instrument and compile one program; also returns its checked tree (unchanged)."""
     tree, calls, has_loop = _check(source, entry)
-    structure = structure_of(tree)
-    params = _instrumented(tree, entry, calls, has_loop)
+    code, params = _instrumented(tree, calls, has_loop)
     scope = _scope()
-    _exec(tree, entry, scope)
-    return Program(source, entry, params, structure, scope[entry]), tree
+    _exec(code, entry, scope)
+    return Program(source, entry, params, scope[entry], tree), tree
 
 
-def _instrumented(tree: ast.Module, entry: str, calls: dict[int, int], has_loop: bool) -> tuple[str, ...]:
-    """Instrument the checked function of `tree` in place; return its parameters."""
+def _instrumented(tree: ast.Module, calls: dict[int, int], has_loop: bool) -> tuple[ast.Module, tuple[str, ...]]:
+    """An instrumented copy of the checked module `tree` (which is left as it is), and the function's parameters."""
     fn = tree.body[0]
     params = tuple(a.arg for a in fn.args.args)
     body = [_bounded(p) for p in params]
     if has_loop or calls:  # straight-line code without calls never ticks: no counter to set up
         body += _PROLOGUE
-    fn.body = [*body, *_instrument(fn.body, calls), _FELL_OFF]
-    return params
+    fn = _replace(fn, body=[*body, *_instrument(fn.body, calls), _FELL_OFF])
+    return _replace(tree, body=[fn]), params
 
 
 def _scope() -> dict:
@@ -401,7 +427,8 @@ def _build_template(key: str, entry: str, n_slots: int, params: tuple[str, ...],
         tree, calls, has_loop = _check(key.replace("#", "__k"), entry, slots=True)
     except UnsafeProgram:  # e.g. the slots' Load nodes took it over a limit: keep the full path
         return None
-    if _instrumented(tree, entry, calls, has_loop) != params:
+    tree, template_params = _instrumented(tree, calls, has_loop)
+    if template_params != params:
         return None
     slots = ", ".join(f"__k{j}" for j in range(n_slots))
     maker = ast.parse(f"def __make({slots}):\n    return {entry}").body[0]
