@@ -164,6 +164,13 @@ def _check(source: str, entry: str, slots: bool = False) -> tuple[ast.Module, di
                 raise UnsafeProgram(f"name {node.id!r} may not start with '_'")
             if node.id in reserved and id(node) not in callees:
                 raise UnsafeProgram(f"{node.id!r} may only be called, never assigned or referenced")
+            # A Name's one child, its context, would be popped right next: check it here, exactly as the loop would.
+            count += 1
+            if count > MAX_NODES or depth + 1 > MAX_DEPTH:
+                raise UnsafeProgram(f"program exceeds {MAX_NODES} AST nodes or nesting depth {MAX_DEPTH}")
+            if type(node.ctx) not in _ALLOWED_NODES:
+                raise UnsafeProgram(f"{type(node.ctx).__name__} is not allowed")
+            continue
         elif kind is ast.arg:
             if node.arg.startswith("_") or node.arg in reserved or node.annotation:
                 raise UnsafeProgram(f"parameter {node.arg!r} is not allowed")
@@ -196,8 +203,8 @@ def _check(source: str, entry: str, slots: bool = False) -> tuple[ast.Module, di
         # The children of ast.iter_child_nodes, in its order, without its two generators per node (this loop is
         # most of the cost of checking a program). Only allowed kinds get here; _fields lists every field.
         depth += 1
-        for name in node._fields:
-            value = getattr(node, name, None)
+        for attr in node._fields:
+            value = getattr(node, attr, None)
             if type(value) is list:
                 for child in value:
                     if isinstance(child, ast.AST):
