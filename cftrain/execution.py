@@ -133,7 +133,7 @@ def _check(source: str, entry: str, slots: bool = False) -> tuple[ast.Module, di
     if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS:
         raise UnsafeProgram(f"source must be a str of at most {MAX_SOURCE_CHARS} characters")
     try:
-        tree = ast.parse(source)
+        tree = _parse_lines(source) or ast.parse(source)
     except Exception as e:  # noqa: BLE001 - SyntaxError, ValueError (NUL), RecursionError/MemoryError (nesting)
         raise UnsafeProgram(f"cannot parse: {type(e).__name__}: {e}") from None
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != entry:
@@ -345,6 +345,7 @@ def clear_caches() -> None:
     """Forget every compiled program and template (for benchmarks that want a cold start)."""
     load_program.cache_clear()
     _TEMPLATES.clear()
+    _LINES.clear()
 
 
 def _compile(source: str, entry: str) -> tuple[Program, ast.Module]:
@@ -451,6 +452,112 @@ def _build_template(key: str, entry: str, n_slots: int, params: tuple[str, ...],
     scope = _scope()
     _exec(tree, entry, scope)
     return scope["__make"], params, structure
+
+
+# Parsing line by line. Generated programs share most of their lines (a few hundred distinct lines make thousands
+# of programs), and ast.parse is the largest cost of loading one. So a source of the plainest form is parsed one
+# line at a time, each distinct line once (cached), and the tree assembled from those: a `def NAME(PARAMS):`
+# header, then lines indented by 4 spaces per level, each an `if E:`, `elif E:`, `else:` or one simple statement
+# (assignment, augmented assignment, return, expression, pass). Anything else (other compound statements, blank
+# lines, tabs, `;`, or a line that does not parse alone) takes ast.parse. This is sound because such a source
+# has no strings, comments or line continuations (the same characters are refused as for templates), so a
+# construct spanning lines needs an open bracket, and a line with one does not parse alone. The tree is the one
+# ast.parse gives, up to source positions (tests/test_templates.py compares them), and it is what the checks
+# walk and what is compiled, so it is checked exactly like a parsed one. Cached nodes are shared between
+# programs: nothing changes a checked tree (instrumentation copies what it changes). A simple statement that
+# occurs twice in one program is parsed afresh the second time, since the checker counts calls per statement
+# object.
+_LINES: dict[tuple[str, str], ast.AST | None] = {}
+_MAX_LINES = 16384
+_DEF = re.compile(r"def ([A-Za-z]\w*)\(((?:[A-Za-z]\w*)(?:, [A-Za-z]\w*)*)?\):", re.ASCII)
+_SIMPLE = (ast.Assign, ast.AugAssign, ast.Return, ast.Expr, ast.Pass)
+
+
+def _line(text: str, mode: str) -> ast.AST | None:
+    """The simple statement (mode "exec"), expression ("eval") or function header ("def") that `text` alone
+    parses to; None if it is not one."""
+    key = (text, mode)
+    if key not in _LINES:
+        if len(_LINES) >= _MAX_LINES:
+            _LINES.clear()
+        _LINES[key] = _parse_one(text, mode)
+    return _LINES[key]
+
+
+def _parse_one(text: str, mode: str) -> ast.AST | None:
+    try:
+        tree = ast.parse(text, mode="eval" if mode == "eval" else "exec")
+    except Exception:  # noqa: BLE001 - not a line of the plain form: the caller falls back to ast.parse
+        return None
+    if mode == "eval":
+        return tree.body
+    kinds = ast.FunctionDef if mode == "def" else _SIMPLE
+    return tree.body[0] if len(tree.body) == 1 and isinstance(tree.body[0], kinds) else None
+
+
+def _parse_lines(source: str) -> ast.Module | None:
+    """The tree of `source` if it has the plain form described above, else None (see the comment above)."""
+    if not source.isascii() or any(c in source for c in "#'\"\\;\t\r\f\v\x00"):
+        return None
+    lines = source.split("\n")
+    head = _DEF.fullmatch(lines[0])
+    if head is None or len(lines) < 2:
+        return None
+    header = _line(f"{lines[0]}\n    pass", "def")
+    root: list[ast.stmt] = []
+    blocks: list[tuple[int, list[ast.stmt]]] = [(4, root)]  # open blocks, innermost last: (indentation, body)
+    chains: dict[int, ast.If] = {}  # indentation -> the `if`/`elif` an `elif`/`else` there would continue
+    opened: list[ast.stmt] | None = None  # the body a header just opened: the next line must start it
+    seen: set[str] = set()
+    for number, line in enumerate(lines[1:], 2):
+        text = line.lstrip(" ")
+        indent = len(line) - len(text)
+        if not text or indent % 4 or text != text.rstrip():
+            return None
+        if opened is not None:
+            if indent != blocks[-1][0] + 4:
+                return None
+            blocks.append((indent, opened))
+            opened = None
+        else:
+            while blocks and blocks[-1][0] > indent:
+                blocks.pop()
+            if not blocks or blocks[-1][0] != indent:
+                return None
+        for deeper in [level for level in chains if level > indent]:
+            del chains[deeper]
+        where = dict(lineno=number, col_offset=indent, end_lineno=number, end_col_offset=len(line))
+        if text == "else:":
+            target = chains.pop(indent, None)
+            if target is None:
+                return None
+            opened = target.orelse
+        elif text.endswith(":"):
+            keyword, _, test = text[:-1].partition(" ")
+            expr = _line(test, "eval") if keyword in ("if", "elif") else None
+            if expr is None:
+                return None
+            node = ast.If(expr, [], [], **where)
+            if keyword == "elif":
+                target = chains.get(indent)
+                if target is None:
+                    return None
+                target.orelse = [node]
+            else:
+                blocks[-1][1].append(node)
+            chains[indent] = node
+            opened = node.body
+        else:
+            node = _line(text, "exec") if text not in seen else _parse_one(text, "exec")
+            if node is None:
+                return None
+            seen.add(text)
+            blocks[-1][1].append(node)
+            chains.pop(indent, None)
+    if opened is not None or header is None:
+        return None
+    fn = _replace(header, body=root)
+    return ast.Module([fn], [])
 
 
 def structure_hash(source: str, entry: str = "f") -> str:
