@@ -43,7 +43,7 @@ import itertools
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NoReturn
 
@@ -106,6 +106,11 @@ def _guard(steps: int, deadline: float) -> tuple[int, float]:
     return min(steps + _CLOCK_EVERY, MAX_STEPS), deadline
 
 
+def _bound(value: int) -> None:
+    if not -MAX_ABS <= value <= MAX_ABS:
+        _limit("magnitude")
+
+
 def _check_result(value: object) -> int:
     if type(value) is not int:  # bools from comparisons, and None, are not answers
         raise ExecutionError(f"returned {type(value).__name__}, not int")
@@ -128,7 +133,7 @@ def _check(source: str, entry: str, slots: bool = False) -> tuple[ast.Module, di
     if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS:
         raise UnsafeProgram(f"source must be a str of at most {MAX_SOURCE_CHARS} characters")
     try:
-        tree = ast.parse(source)
+        tree = _parse_lines(source) or ast.parse(source)
     except Exception as e:  # noqa: BLE001 - SyntaxError, ValueError (NUL), RecursionError/MemoryError (nesting)
         raise UnsafeProgram(f"cannot parse: {type(e).__name__}: {e}") from None
     if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef) or tree.body[0].name != entry:
@@ -164,6 +169,13 @@ def _check(source: str, entry: str, slots: bool = False) -> tuple[ast.Module, di
                 raise UnsafeProgram(f"name {node.id!r} may not start with '_'")
             if node.id in reserved and id(node) not in callees:
                 raise UnsafeProgram(f"{node.id!r} may only be called, never assigned or referenced")
+            # A Name's one child, its context, would be popped right next: check it here, exactly as the loop would.
+            count += 1
+            if count > MAX_NODES or depth + 1 > MAX_DEPTH:
+                raise UnsafeProgram(f"program exceeds {MAX_NODES} AST nodes or nesting depth {MAX_DEPTH}")
+            if type(node.ctx) not in _ALLOWED_NODES:
+                raise UnsafeProgram(f"{type(node.ctx).__name__} is not allowed")
+            continue
         elif kind is ast.arg:
             if node.arg.startswith("_") or node.arg in reserved or node.annotation:
                 raise UnsafeProgram(f"parameter {node.arg!r} is not allowed")
@@ -193,8 +205,17 @@ def _check(source: str, entry: str, slots: bool = False) -> tuple[ast.Module, di
         elif kind is ast.AugAssign:
             if type(node.target) is not ast.Name:
                 raise UnsafeProgram("only single plain names can be assigned")
-        for child in ast.iter_child_nodes(node):
-            stack.append((child, depth + 1, child if isinstance(child, ast.stmt) else owner))
+        # The children of ast.iter_child_nodes, in its order, without its two generators per node (this loop is
+        # most of the cost of checking a program). Only allowed kinds get here; _fields lists every field.
+        depth += 1
+        for attr in node._fields:
+            value = getattr(node, attr, None)
+            if type(value) is list:
+                for child in value:
+                    if isinstance(child, ast.AST):
+                        stack.append((child, depth, child if isinstance(child, ast.stmt) else owner))
+            elif isinstance(value, ast.AST):
+                stack.append((value, depth, value if isinstance(value, ast.stmt) else owner))
     return tree, calls, has_loop
 
 
@@ -208,7 +229,9 @@ def _tick(steps: int) -> tuple[ast.stmt, ...]:
 
 @lru_cache(maxsize=1024)
 def _bounded(name: str) -> ast.stmt:
-    return ast.parse(f"if not -{MAX_ABS} <= {name} <= {MAX_ABS}: __limit('magnitude')").body[0]
+    # A call, not an inline `if not -MAX_ABS <= name <= MAX_ABS`: as fast to run, and it halves the time to compile
+    # a generated program (each inline test adds branches to the code the compiler optimises).
+    return ast.parse(f"__bound({name})").body[0]
 
 
 _PROLOGUE = tuple(ast.parse(f"__steps = 0\n__check_at = {_FIRST_CLOCK}\n__deadline = 0.0").body)
@@ -221,17 +244,28 @@ def _checked(value: ast.expr | None, at: ast.stmt) -> ast.Call:
     return ast.copy_location(ast.Call(func, [value], []), value)
 
 
+def _replace(node: ast.AST, **fields: object) -> ast.AST:
+    """A shallow copy of `node` with `fields` replaced (the checked tree itself is never changed)."""
+    return ast.copy_location(type(node)(**{name: getattr(node, name, None) for name in node._fields} | fields), node)
+
+
 def _instrument(stmts: list[ast.stmt], calls: dict[int, int]) -> list[ast.stmt]:
-    """Add step ticks (loop bodies, statements with calls), magnitude checks after assignments, checked returns."""
+    """Add step ticks (loop bodies, statements with calls), magnitude checks after assignments, checked returns.
+
+    Returns new statements: an instrumented compound statement or return is a copy, so the checked tree stays as
+    parsed (its structure hash is computed from it later, and only when asked for).
+    """
     out: list[ast.stmt] = []
     for node in stmts:
         n_calls = calls.get(id(node), 0)
         if isinstance(node, ast.If | ast.While | ast.For):
-            node.body = _instrument(node.body, calls)
-            node.orelse = _instrument(node.orelse, calls)
+            body = _instrument(node.body, calls)
             if not isinstance(node, ast.If):
                 # A while test's calls run again before every iteration; a for's iterable runs once.
-                node.body[:0] = _tick(1 + n_calls if isinstance(node, ast.While) else 1)
+                body[:0] = _tick(1 + n_calls if isinstance(node, ast.While) else 1)
+            node = _replace(node, body=body, orelse=_instrument(node.orelse, calls))
+        elif isinstance(node, ast.Return):
+            node = _replace(node, value=_checked(node.value, node))
         if n_calls:
             out += _tick(n_calls)
         out.append(node)
@@ -240,8 +274,6 @@ def _instrument(stmts: list[ast.stmt], calls: dict[int, int]) -> list[ast.stmt]:
         elif isinstance(node, ast.Assign) and not isinstance(node.value, ast.Name | ast.Constant):
             # A copied name or constant is already bounded (parameters on entry, constants at load time).
             out.append(_bounded(node.targets[0].id))
-        elif isinstance(node, ast.Return):
-            node.value = _checked(node.value, node)
     return out
 
 
@@ -256,8 +288,17 @@ class Program:
     source: str
     entry: str
     params: tuple[str, ...]
-    structure: str
     fn: Callable[..., int]
+    # The checked tree until `structure` is first read, then its hash: most generated candidates fail a filter
+    # and never need one.
+    _structure: ast.Module | str = field(repr=False, compare=False)
+
+    @property
+    def structure(self) -> str:
+        """The canonical structure hash (cftrain.structure.structure_of), computed on first use."""
+        if not isinstance(self._structure, str):
+            object.__setattr__(self, "_structure", structure_of(self._structure))  # frozen: a one-time fill-in
+        return self._structure
 
     def __call__(self, **kwargs: int) -> int:
         return self.table(kwargs, [{}])[0]
@@ -289,7 +330,7 @@ def load_program(source: str, entry: str = "f") -> Program:
     cached = _TEMPLATES.get((key, entry))
     if cached and max(values, default=0) <= MAX_ABS:  # literals are >= 0: a minus sign is a unary operator
         make, params, structure = cached
-        return Program(source, entry, params, structure, make(*values))
+        return Program(source, entry, params, make(*values), structure)
     program, tree = _compile(source, entry)  # a new shape, or a literal out of range: the full check decides
     if len(_TEMPLATES) >= _MAX_TEMPLATES:
         _TEMPLATES.clear()
@@ -304,27 +345,27 @@ def clear_caches() -> None:
     """Forget every compiled program and template (for benchmarks that want a cold start)."""
     load_program.cache_clear()
     _TEMPLATES.clear()
+    _LINES.clear()
 
 
 def _compile(source: str, entry: str) -> tuple[Program, ast.Module]:
-    """The full path: check, hash, instrument and compile one program; also returns its (instrumented) tree."""
+    """The full path: check, instrument and compile one program; also returns its checked tree (unchanged)."""
     tree, calls, has_loop = _check(source, entry)
-    structure = structure_of(tree)
-    params = _instrumented(tree, entry, calls, has_loop)
+    code, params = _instrumented(tree, calls, has_loop)
     scope = _scope()
-    _exec(tree, entry, scope)
-    return Program(source, entry, params, structure, scope[entry]), tree
+    _exec(code, entry, scope)
+    return Program(source, entry, params, scope[entry], tree), tree
 
 
-def _instrumented(tree: ast.Module, entry: str, calls: dict[int, int], has_loop: bool) -> tuple[str, ...]:
-    """Instrument the checked function of `tree` in place; return its parameters."""
+def _instrumented(tree: ast.Module, calls: dict[int, int], has_loop: bool) -> tuple[ast.Module, tuple[str, ...]]:
+    """An instrumented copy of the checked module `tree` (which is left as it is), and the function's parameters."""
     fn = tree.body[0]
     params = tuple(a.arg for a in fn.args.args)
     body = [_bounded(p) for p in params]
     if has_loop or calls:  # straight-line code without calls never ticks: no counter to set up
         body += _PROLOGUE
-    fn.body = [*body, *_instrument(fn.body, calls), _FELL_OFF]
-    return params
+    fn = _replace(fn, body=[*body, *_instrument(fn.body, calls), _FELL_OFF])
+    return _replace(tree, body=[fn]), params
 
 
 def _scope() -> dict:
@@ -334,7 +375,7 @@ def _scope() -> dict:
         "min": min,
         "max": max,
         "range": _range,
-        "__limit": _limit,
+        "__bound": _bound,
         "__check": _check_result,
         "__guard": _guard,
     }
@@ -401,7 +442,8 @@ def _build_template(key: str, entry: str, n_slots: int, params: tuple[str, ...],
         tree, calls, has_loop = _check(key.replace("#", "__k"), entry, slots=True)
     except UnsafeProgram:  # e.g. the slots' Load nodes took it over a limit: keep the full path
         return None
-    if _instrumented(tree, entry, calls, has_loop) != params:
+    tree, template_params = _instrumented(tree, calls, has_loop)
+    if template_params != params:
         return None
     slots = ", ".join(f"__k{j}" for j in range(n_slots))
     maker = ast.parse(f"def __make({slots}):\n    return {entry}").body[0]
@@ -410,6 +452,112 @@ def _build_template(key: str, entry: str, n_slots: int, params: tuple[str, ...],
     scope = _scope()
     _exec(tree, entry, scope)
     return scope["__make"], params, structure
+
+
+# Parsing line by line. Generated programs share most of their lines (a few hundred distinct lines make thousands
+# of programs), and ast.parse is the largest cost of loading one. So a source of the plainest form is parsed one
+# line at a time, each distinct line once (cached), and the tree assembled from those: a `def NAME(PARAMS):`
+# header, then lines indented by 4 spaces per level, each an `if E:`, `elif E:`, `else:` or one simple statement
+# (assignment, augmented assignment, return, expression, pass). Anything else (other compound statements, blank
+# lines, tabs, `;`, or a line that does not parse alone) takes ast.parse. This is sound because such a source
+# has no strings, comments or line continuations (the same characters are refused as for templates), so a
+# construct spanning lines needs an open bracket, and a line with one does not parse alone. The tree is the one
+# ast.parse gives, up to source positions (tests/test_templates.py compares them), and it is what the checks
+# walk and what is compiled, so it is checked exactly like a parsed one. Cached nodes are shared between
+# programs: nothing changes a checked tree (instrumentation copies what it changes). A simple statement that
+# occurs twice in one program is parsed afresh the second time, since the checker counts calls per statement
+# object.
+_LINES: dict[tuple[str, str], ast.AST | None] = {}
+_MAX_LINES = 16384
+_DEF = re.compile(r"def ([A-Za-z]\w*)\(((?:[A-Za-z]\w*)(?:, [A-Za-z]\w*)*)?\):", re.ASCII)
+_SIMPLE = (ast.Assign, ast.AugAssign, ast.Return, ast.Expr, ast.Pass)
+
+
+def _line(text: str, mode: str) -> ast.AST | None:
+    """The simple statement (mode "exec"), expression ("eval") or function header ("def") that `text` alone
+    parses to; None if it is not one."""
+    key = (text, mode)
+    if key not in _LINES:
+        if len(_LINES) >= _MAX_LINES:
+            _LINES.clear()
+        _LINES[key] = _parse_one(text, mode)
+    return _LINES[key]
+
+
+def _parse_one(text: str, mode: str) -> ast.AST | None:
+    try:
+        tree = ast.parse(text, mode="eval" if mode == "eval" else "exec")
+    except Exception:  # noqa: BLE001 - not a line of the plain form: the caller falls back to ast.parse
+        return None
+    if mode == "eval":
+        return tree.body
+    kinds = ast.FunctionDef if mode == "def" else _SIMPLE
+    return tree.body[0] if len(tree.body) == 1 and isinstance(tree.body[0], kinds) else None
+
+
+def _parse_lines(source: str) -> ast.Module | None:
+    """The tree of `source` if it has the plain form described above, else None (see the comment above)."""
+    if not source.isascii() or any(c in source for c in "#'\"\\;\t\r\f\v\x00"):
+        return None
+    lines = source.split("\n")
+    head = _DEF.fullmatch(lines[0])
+    if head is None or len(lines) < 2:
+        return None
+    header = _line(f"{lines[0]}\n    pass", "def")
+    root: list[ast.stmt] = []
+    blocks: list[tuple[int, list[ast.stmt]]] = [(4, root)]  # open blocks, innermost last: (indentation, body)
+    chains: dict[int, ast.If] = {}  # indentation -> the `if`/`elif` an `elif`/`else` there would continue
+    opened: list[ast.stmt] | None = None  # the body a header just opened: the next line must start it
+    seen: set[str] = set()
+    for number, line in enumerate(lines[1:], 2):
+        text = line.lstrip(" ")
+        indent = len(line) - len(text)
+        if not text or indent % 4 or text != text.rstrip():
+            return None
+        if opened is not None:
+            if indent != blocks[-1][0] + 4:
+                return None
+            blocks.append((indent, opened))
+            opened = None
+        else:
+            while blocks and blocks[-1][0] > indent:
+                blocks.pop()
+            if not blocks or blocks[-1][0] != indent:
+                return None
+        for deeper in [level for level in chains if level > indent]:
+            del chains[deeper]
+        where = dict(lineno=number, col_offset=indent, end_lineno=number, end_col_offset=len(line))
+        if text == "else:":
+            target = chains.pop(indent, None)
+            if target is None:
+                return None
+            opened = target.orelse
+        elif text.endswith(":"):
+            keyword, _, test = text[:-1].partition(" ")
+            expr = _line(test, "eval") if keyword in ("if", "elif") else None
+            if expr is None:
+                return None
+            node = ast.If(expr, [], [], **where)
+            if keyword == "elif":
+                target = chains.get(indent)
+                if target is None:
+                    return None
+                target.orelse = [node]
+            else:
+                blocks[-1][1].append(node)
+            chains[indent] = node
+            opened = node.body
+        else:
+            node = _line(text, "exec") if text not in seen else _parse_one(text, "exec")
+            if node is None:
+                return None
+            seen.add(text)
+            blocks[-1][1].append(node)
+            chains.pop(indent, None)
+    if opened is not None or header is None:
+        return None
+    fn = _replace(header, body=root)
+    return ast.Module([fn], [])
 
 
 def structure_hash(source: str, entry: str = "f") -> str:

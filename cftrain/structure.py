@@ -62,9 +62,11 @@ class _Node:
     __slots__ = ("kind", "kids", "value", "abstract", "raw")
 
     def __init__(self, kind: str, kids: Sequence[_Node] = (), value: object = None, abstract: str = "", raw: str = ""):
-        self.kind, self.kids, self.value = kind, tuple(kids), value
-        self.abstract = abstract or f"{kind}({','.join(k.abstract for k in self.kids)})"
-        self.raw = raw or f"{kind}({','.join(k.raw for k in self.kids)})"
+        kids = tuple(kids)
+        self.kind, self.kids, self.value = kind, kids, value
+        # List comprehensions, not generators: join is the hot spot of hashing a program.
+        self.abstract = abstract or f"{kind}({','.join([k.abstract for k in kids])})"
+        self.raw = raw or f"{kind}({','.join([k.raw for k in kids])})"
 
     def key(self) -> tuple[str, str]:
         return self.abstract, self.raw

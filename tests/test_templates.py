@@ -114,3 +114,78 @@ def test_generated_programs_agree_through_a_template(family):
             space = execution.latent_space(scenario.latent_domain)
             inputs = [scenario.inputs, {**scenario.inputs, **scenario.intervention}]
             assert _outputs(hit, inputs, space) == _outputs(full, inputs, space)
+
+
+# Parsing line by line (execution._parse_lines): where it gives a tree, it is ast.parse's, up to positions.
+_LINE_CASES = [
+    "def f(x, r):\n    if x < 3:\n        y = r + x\n    elif x < 5:\n        y = 2\n    else:\n        y = 3\n    return y",
+    "def f(x, r):\n    else:\n        return 1\n    return 2",  # else without if
+    "def f(x, r):\n    if x:\n        y = 1\n    else:\n        y = 2\n    elif r:\n        y = 3\n    return y",
+    "def f(x, r):\n    if x:\n        y = 1\n    y = 0\n    else:\n        y = 2\n    return y",  # else after a statement
+    "def f(x, r):\n    if x: y = 1\n    return y",  # one-line if: not the plain form
+    "def f(x, r):\n    y = (x +\n        r)\n    return y",  # a bracket across lines
+    "def f(x, r):\n\tif x:\n\t\treturn 1\n\treturn 2",  # tabs
+    "def f(x, r):\n    y = min(x, r)\n    y = min(x, r)\n    return y",  # a repeated statement with a call
+    "def f(x, r):\n    if x:\n        if r:\n            y = 1\n        else:\n            y = 2\n    else:\n        y = 3\n    return y",
+    "def f(x, r):\n    if x:\n        if r:\n            y = 1\n    elif r:\n        y = 2\n    return 0",
+    "def f(x, r):\n    if x:\n        if r:\n            y = 1\n        elif x:\n            y = 2\n    else:\n        y = 4\n    return 0",
+    "def f(x, r):\n    while x:\n        x = x - 1\n    return x",  # while: ast.parse
+    "def f(x, r):\n    if x:\n    return 1",  # a header without a body
+    "def f(x, r):\n    if x:\n        return 1\n      return 2",  # odd indentation
+    "def f(x, r):\n    return x\n",  # a trailing newline
+    "def f(x, r):\n    x = 1; return x",
+    "def f(x, r):\n    if (x := 3):\n        return x\n    return r",
+    "def f():\n    return 1",
+    "def f(x, r):\n    if x == 1:\n        return 1\n    elif x == 2:\n        return 2\n    elif x == 3:\n        return 3\n    return 0",
+]
+
+
+def _same_tree(source: str) -> bool:
+    fast = execution._parse_lines(source)
+    if fast is None:
+        return True
+    dump = ast.dump(fast, include_attributes=False)
+    return dump == ast.dump(ast.parse(source), include_attributes=False) and bool(compile(fast, "<t>", "exec"))
+
+
+@pytest.mark.parametrize("source", _LINE_CASES)
+def test_line_parse_is_ast_parse(source):
+    execution.clear_caches()
+    assert _same_tree(source) and _same_tree(source)  # cold, then from the line cache
+
+
+def _mutant(lines: list[str], i: int, how: int) -> str:
+    """Line i dropped, repeated, indented or dedented."""
+    m = list(lines)
+    if how == 0:
+        del m[i]
+    elif how == 1:
+        m.insert(i, m[i])
+    else:
+        m[i] = "    " + m[i] if how == 2 else m[i][4:]
+    return "\n".join(m)
+
+
+def test_line_parse_on_generated_programs_and_mutants():
+    rng = random.Random(3)
+    taken = 0
+    for family in FAMILIES.values():
+        cfg = family.config_cls()
+        for _ in range(60):
+            lines = family.sample(rng, cfg).program.split("\n")
+            mutants = ["\n".join(lines)]
+            for _ in range(4):
+                mutants.append(_mutant(lines, rng.randrange(1, len(lines)), rng.randrange(4)))
+            for source in mutants:
+                assert _same_tree(source), source
+                taken += execution._parse_lines(source) is not None
+    assert taken >= 180  # the plain families' programs take the line path
+
+
+def test_line_parse_repeated_statement_counts_its_calls_once_each():
+    source = "def f(x, r):\n    y = min(x, r)\n    y = min(x, r)\n    return y"
+    tree = execution._parse_lines(source)
+    first, second = tree.body[0].body[:2]
+    assert first is not second
+    _, calls, _ = execution._check(source, "f")
+    assert sorted(calls.values()) == [1, 1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cftrain.problems.base import Family, FamilyConfig, Scenario, render_code
 from cftrain.problems.registry import register
@@ -191,11 +192,14 @@ class IfElse(Family):
                 cond, test = f"x <= {cut}", lambda x: x <= cut
             else:
                 cond, test = f"x < {cut} or x == {other}", lambda x: x < cut or x == other
-            yes = [(x, r) for x, r in reach if test(x)]
+            # The test reads x only: evaluate it once per x value, then split the points by a set lookup.
+            passing = set(filter(test, xs))
+            yes = [p for p in reach if p[0] in passing]
             if not 0 < len(yes) < len(reach):  # e.g. `x <= 12` with x_max=12: back to the plain cut
                 cond, test = f"x < {cut}", lambda x: x < cut
-                yes = [(x, r) for x, r in reach if test(x)]
-            no = [(x, r) for x, r in reach if not test(x)]
+                passing = set(filter(test, xs))
+                yes = [p for p in reach if p[0] in passing]
+            no = [p for p in reach if p[0] not in passing]
             if not yes or not no:
                 return chain(cuts[1:], reach)
             arms, rest = chain(cuts[1:], no)
@@ -207,7 +211,8 @@ class IfElse(Family):
 
         n = rng.randint(cfg.min_branches, cfg.max_branches)
         cuts = sorted(rng.sample(range(cfg.x_min + 1, cfg.x_max + 1), min(n - 1, cfg.x_max - cfg.x_min)))
-        points = [(x, r) for x in range(cfg.x_min, cfg.x_max + 1) for r in range(cfg.r_min, cfg.r_max + 1)]
+        xs = range(cfg.x_min, cfg.x_max + 1)
+        points = _points(cfg.x_min, cfg.x_max, cfg.r_min, cfg.r_max)
         arms, _ = chain(cuts, points)
         lines = ["def f(x, r):"]
         if len(arms) == 1:
@@ -246,6 +251,12 @@ class IfElseLong(IfElse):
 
 register(IfElse())
 register(IfElseLong())
+
+
+@lru_cache(maxsize=16)
+def _points(x_min: int, x_max: int, r_min: int, r_max: int) -> tuple[tuple[int, int], ...]:
+    """Every (x, r) of the domain, x-major: built once per range (a tuple, so the shared copy cannot change)."""
+    return tuple((x, r) for x in range(x_min, x_max + 1) for r in range(r_min, r_max + 1))
 
 
 def _branch(test: _Fn, then: _Fn, other: _Fn) -> _Fn:
