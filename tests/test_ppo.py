@@ -99,6 +99,17 @@ def test_whiten_uses_only_the_masked_entries():
     torch.testing.assert_close(ppo.whiten(x, mask), torch.tensor([[-1.0, 0.0, 1.0, 0.0]]), atol=1e-6, rtol=0)
 
 
+def test_whiten_floor_keeps_equal_rewards_from_becoming_unit_noise():
+    # Every rollout earned the same reward: what is left of the advantages is the critic's noise (~1e-3 here).
+    noise = torch.tensor([[1e-3, -2e-3, 1.5e-3, -0.5e-3]])
+    mask = torch.ones_like(noise)
+    assert ppo.whiten(noise, mask).abs().max() > 0.9  # no floor: blown up to unit size, a full-size random step
+    assert ppo.whiten(noise, mask, std_floor=1.0).abs().max() < 0.01  # the default floor: centred, not amplified
+    # A real spread of 0/1 rewards is still centred and only ever scaled down.
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
+    torch.testing.assert_close(ppo.whiten(rewards, mask, std_floor=1.0), torch.tensor([[0.5, -0.5, -0.5, 0.5]]))
+
+
 def test_clipped_policy_loss_by_hand():
     old = torch.zeros(1, 3)
     new = torch.log(torch.tensor([[1.5, 0.5, 1.1]]))  # ratios 1.5, 0.5, 1.1
