@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class UsageError(Exception):
@@ -107,14 +107,14 @@ def _positive(name: str, value: float | None) -> None:
         raise UsageError(f"{name} must be > 0; got {value}")
 
 
-def _knobs(pairs: list[str]) -> dict[str, str]:
-    knobs = {}
+def _knobs(pairs: list[str]) -> dict[str, Any]:
+    """`--set knob=value` pairs, each value typed as a recipe override's is (`10` an int, `true` a bool)."""
+    from cftrain.recipes import parse_overrides
+
     for pair in pairs:
         if "=" not in pair:
             raise UsageError(f"--set {pair!r}: expected knob=value")
-        key, value = pair.split("=", 1)
-        knobs[key.strip()] = value.strip()
-    return knobs
+    return parse_overrides([f"--{key.strip()}={value.strip()}" for key, value in (p.split("=", 1) for p in pairs)])
 
 
 def cmd_families(args: argparse.Namespace) -> None:
@@ -438,7 +438,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="run a training recipe (sft | grpo | rloo | ppo)")
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and data manifest, then exit")
-    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint (the default)")
     p.add_argument("--no-resume", action="store_true", help="start fresh even if output_dir has checkpoints")
     p.set_defaults(fn=cmd_train, parser=p)
 

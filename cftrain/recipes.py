@@ -25,11 +25,12 @@ from typing import Any
 import yaml
 
 from cftrain.data import Source
+from cftrain.models import DTYPES
+from cftrain.problems.base import check_probability
 from cftrain.prompts import PromptConfig
 from cftrain.rewards import REWARDS
 
 METHODS = ("sft", "grpo", "rloo", "ppo")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -148,8 +149,7 @@ class PPOSettings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"ppo.{name} must be > 0; got {getattr(self, name)}")
         for name in ("gamma", "lam"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"ppo.{name} must be in [0, 1]; got {getattr(self, name)}")
+            check_probability(f"ppo.{name}", getattr(self, name))
         if self.advantage_std_floor < 0:
             raise ValueError(f"ppo.advantage_std_floor must be >= 0; got {self.advantage_std_floor}")
         if self.vf_coef < 0 or self.kl_coef < 0:

@@ -31,7 +31,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from cftrain.execution import consistent_latents, load_program
+from cftrain.execution import load_program
+from cftrain.problems.truth import worlds
 
 _INT = re.compile(r"(?<!\w)-?\d+(?!\d)")
 _SENTENCE_END = re.compile(r"\n|[.!?;](?=\s|$)")
@@ -129,12 +130,7 @@ def _ints_ordered(text: str) -> list[int]:
 
 def _consistent(record: Mapping) -> tuple[list[str], frozenset[tuple[int, ...]]]:
     names = sorted(record["latent_domain"])
-    if record["variant"] == "interventional":
-        return names, frozenset([tuple(record["revealed"][n] for n in names)])
-    program = load_program(record["program"], record["entry"])
-    obs = record["observation"]
-    latents = consistent_latents(program, record["latent_domain"], obs["inputs"], obs["output"])
-    return names, frozenset(tuple(latent[n] for n in names) for latent in latents)
+    return names, frozenset(tuple(latent[n] for n in names) for latent in worlds(record))
 
 
 def _calls(entry: str) -> re.Pattern:

@@ -8,14 +8,13 @@ Run: pytest tests/test_bad_inputs.py
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import subprocess_env, write_recipe
+from conftest import subprocess_env, terminate_when, write_recipe
 
 from cftrain.cli import main
 
@@ -364,15 +363,7 @@ def test_sigterm_during_generate_leaves_no_temp_file(tmp_path):
     out = tmp_path / "big.jsonl"
     argv = [sys.executable, "-m", "cftrain", "generate", "--family", "if_else", "--n", "200000", "--out", str(out)]
     proc = subprocess.Popen(argv, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not list(tmp_path.glob(".big.jsonl.partial-*")) and time.time() < deadline:
-        time.sleep(0.05)
-    assert list(tmp_path.glob(".big.jsonl.partial-*")), "the writer never started"
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143, err
-    assert "Traceback" not in err
+    terminate_when(proc, lambda: bool(list(tmp_path.glob(".big.jsonl.partial-*"))), "the writer")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -25,8 +25,9 @@ from cftrain.evaluate import (
     resolve_target,
     score_completion,
 )
-from cftrain.execution import consistent_latents, load_program
+from cftrain.execution import load_program
 from cftrain.models import load_model, load_tokenizer, resolve_model
+from cftrain.problems.truth import consistent_latents
 from cftrain.prompts import PromptConfig, rationale
 from cftrain.traces import analyse_trace
 

@@ -11,9 +11,10 @@ import random
 
 import pytest
 
-from cftrain.execution import latent_space, load_program, solve
+from cftrain.execution import load_program
 from cftrain.problems import generate, get_family
 from cftrain.problems.math_word import STORIES
+from cftrain.problems.truth import latent_space, solve
 
 NEW = ("while", "multi_r", "math_word")
 N_BALANCE = 1000

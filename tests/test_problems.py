@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from cftrain.execution import latent_space, load_program, solve
+from cftrain.execution import load_program
 from cftrain.problems import FAMILIES, generate, get_family
 from cftrain.problems.base import (
     Family,
@@ -22,6 +22,7 @@ from cftrain.problems.base import (
 )
 from cftrain.problems.records import check_record
 from cftrain.problems.registry import register
+from cftrain.problems.truth import latent_space, solve
 from cftrain.prompts import rationale
 from cftrain.rewards import answer_reward
 

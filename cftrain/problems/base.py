@@ -18,20 +18,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cftrain.execution import (
-    ExecutionError,
-    UnsafeProgram,
-    latent_space,
-    load_program,
-)
+from cftrain.execution import ExecutionError, UnsafeProgram, load_program
+from cftrain.problems.truth import VARIANTS, abduction_answer, latent_space
 
 GENERATOR_VERSION = "2"
-VARIANTS = ("counterfactual", "interventional", "abduction")
 SPLITS = ("any", "train", "test")
 # One program structure in five is held out for test files: train and test never share a structure.
 _TEST_BUCKETS = 5
 # Observation draws a family offers per sampled program (Scenario.more): one compile, several chances to pass.
 DRAWS = 8
+
+
+def check_probability(name: str, value: float, where: str = "") -> None:
+    """Raise ValueError unless 0 <= value <= 1; `where` (e.g. " for family if_else") follows the name."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]{where}; got {value}")
 
 
 def structure_split(structure: str) -> str:
@@ -70,8 +71,7 @@ class FamilyConfig:
             )
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1; got {self.max_attempts}")
-        if not 0.0 <= self.set_valued <= 1.0:
-            raise ValueError(f"set_valued must be in [0, 1]; got {self.set_valued}")
+        check_probability("set_valued", self.set_valued)
         if self.set_valued > 0 and self.max_answer_size < 2:
             raise ValueError(
                 f"set_valued > 0 needs max_answer_size >= 2; got {self.max_answer_size} (or set_valued=0)"
@@ -124,31 +124,25 @@ class Family:
         raise NotImplementedError
 
     def make_config(self, **overrides: Any) -> FamilyConfig:
-        """Build this family's config from keyword overrides (strings are parsed by the field's type)."""
+        """Build this family's config from keyword overrides, each of its knob's type (an int does for a float).
+
+        Strings from the command line (`--set knob=value`) are typed first, like recipe overrides (`cli._knobs`).
+        """
         fields = {f.name: f for f in dataclasses.fields(self.config_cls)}
         kwargs = {}
         for key, value in overrides.items():
             if key not in fields:
                 raise ValueError(f"unknown knob {key!r} for family {self.name}; knobs: {', '.join(fields)}")
-            kwargs[key] = _parse_value(key, value, fields[key].default)
+            kind = type(fields[key].default)
+            if kind is float and type(value) is int:
+                value = float(value)
+            if type(value) is not kind:
+                raise ValueError(f"knob {key!r} needs a {kind.__name__}; got {value!r}")
+            kwargs[key] = value
         return self.config_cls(**kwargs)
 
     def knobs(self) -> list[tuple[str, Any, str]]:
         return [(f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(self.config_cls)]
-
-
-def _parse_value(key: str, value: Any, default: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    kind = type(default)
-    try:
-        if kind is bool:
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return value.lower() in ("true", "1", "yes")
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"knob {key!r} needs a {kind.__name__}; got {value!r}") from None
 
 
 def config_key(cfg: FamilyConfig) -> str:
@@ -352,8 +346,7 @@ def to_record(family: Family, key: str, item: Checked, variant: str, seed: int, 
     """Render one variant of a checked item as a record (the schema of DESIGN.md); `key` is config_key(cfg)."""
     s = item.scenario
     if variant == "abduction":
-        (name,) = s.latent_domain
-        answer = sorted({latent[name] for latent in item.consistent})
+        answer = abduction_answer(item.consistent)
     else:
         answer = item.counterfactual if variant == "counterfactual" else item.interventional
     return {
