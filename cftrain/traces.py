@@ -14,7 +14,7 @@ the programmatic rationales of `cftrain.prompts.rationale` and on free-form text
 - `in_order`: the steps the variant needs (counterfactual: all three; interventional: intervention and
   prediction; abduction: abduction) are all detected, with abduction before intervention.
 - `right_reason`: the answer is right *and* the consistent set was stated (the rate that exposed reward gaming
-  in shared/CPU-LEARNING.md, where EM alone did not).
+  in the tiny-model runs, where EM alone did not: docs/learning-facts.md).
 - `error` (wrong answers only): `planning` when a needed step is missing or out of order, judged by whether the
   step was *attempted* at all (a claim about the hidden variable, the changed input with some new value, a value
   computed after it), else `execution` (all steps attempted in order, but some value is wrong).

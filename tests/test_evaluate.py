@@ -157,7 +157,7 @@ def test_gold_rationales_have_every_step(family):
 
 
 def _cf_record():
-    """f(x, r) = (x * r) % 5 style item with a known consistent set, built by hand (schema of DESIGN.md)."""
+    """f(x, r) = (x * r) % 5 style item with a known consistent set, built by hand (schema of docs/records.md)."""
     return {
         "id": "hand/counterfactual/0",
         "family": "if_else",

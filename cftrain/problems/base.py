@@ -174,7 +174,7 @@ def knob_values(cfg: FamilyConfig) -> dict[str, Any]:
 
 
 def check_scenario(scenario: Scenario, cfg: FamilyConfig, want_set: bool = False) -> Checked | str:
-    """Run the filters of DESIGN.md on one scenario. Returns the checked item or the reason it was rejected.
+    """Run the generator's filters (docs/records.md) on one scenario. Returns the checked item or the reason it was rejected.
 
     `want_set` asks for a counterfactual answer of 2+ values (the item's draw of `set_valued`). Beyond the
     answer checks, three filters remove shortcuts: an output that ignores the intervened input for every hidden
@@ -343,7 +343,7 @@ _RELAX = {
 
 
 def to_record(family: Family, key: str, item: Checked, variant: str, seed: int, index: int) -> dict:
-    """Render one variant of a checked item as a record (the schema of DESIGN.md); `key` is config_key(cfg)."""
+    """Render one variant of a checked item as a record (the schema of docs/records.md); `key` is config_key(cfg)."""
     s = item.scenario
     if variant == "abduction":
         answer = abduction_answer(item.consistent)
