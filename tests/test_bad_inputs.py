@@ -86,7 +86,7 @@ SETUPS = {
     "recipe_train_path": lambda tmp: _recipe(tmp, data={"train_path": "missing.jsonl"}),
     "recipe_no_data": lambda tmp: _recipe(tmp, data={}),
     "recipe_knobs": lambda tmp: _recipe(
-        tmp, data={"train": [{"family": "if_else", "n": 4, "knobs": {"min_answer_size": 4, "max_answer_size": 4}}]}
+        tmp, data={"train": [{"family": "if_else", "n": 4, "knobs": {"r_min": 3, "r_max": 3}}]}
     ),
     "recipe_list": lambda tmp: (tmp / "r.yaml").write_text("- method\n- grpo\n"),
     "recipe_yaml": lambda tmp: (tmp / "r.yaml").write_text("method: grpo\nmodel: {name_or_path: [\n"),
@@ -152,7 +152,8 @@ CASES = [
     ("gen-knob-syntax", [*GO, "--set", "x_max"], None),
     ("gen-knob-type", [*GO, "--set", "x_max=abc"], None),
     ("gen-knob-range", [*GO, "--set", "r_min=9", "--set", "r_max=2"], None),
-    ("gen-unsatisfiable", [*GO, "--set", "min_answer_size=4", "--set", "max_answer_size=4"], None),
+    # r has one value, so every observation is uninformative and no item passes the filters.
+    ("gen-unsatisfiable", [*GO, "--set", "r_min=3", "--set", "r_max=3"], None),
     ("gen-variant", [*GO, "--variant", "nope"], None),
     (
         "gen-variant-family",
@@ -359,6 +360,7 @@ def test_stale_partial_files_of_killed_writers_are_removed(tmp_path):
     assert not stale.exists() and live.exists()
 
 
+@pytest.mark.train
 def test_sigterm_during_generate_leaves_no_temp_file(tmp_path):
     out = tmp_path / "big.jsonl"
     argv = [sys.executable, "-m", "cftrain", "generate", "--family", "if_else", "--n", "200000", "--out", str(out)]
@@ -367,6 +369,7 @@ def test_sigterm_during_generate_leaves_no_temp_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.train
 def test_closed_stdout_is_quiet(tmp_path):
     result = subprocess.run(
         f"{sys.executable} -m cftrain families | head -1", shell=True, env=subprocess_env(), capture_output=True,
@@ -376,6 +379,7 @@ def test_closed_stdout_is_quiet(tmp_path):
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
 
 
+@pytest.mark.train
 def test_argparse_errors_are_one_line_in_a_process():
     result = subprocess.run(
         [sys.executable, "-m", "cftrain", "generate", "--n", "x"], env=subprocess_env(), capture_output=True, text=True

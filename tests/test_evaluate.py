@@ -258,6 +258,7 @@ def test_interventional_and_multi_latent_traces():
 # ---------------------------------------------------------------- end to end on the micro model
 
 
+@pytest.mark.train
 def test_evaluate_records_restores_state_and_batches_like_single(micro, records):
     model, tokenizer = load_model(micro), load_tokenizer(micro)
     with torch.no_grad():  # a random micro model only prints newlines; noise makes greedy outputs differ per prompt
@@ -293,6 +294,7 @@ def _check_eval_folder(out, n_records):
     return result, rows
 
 
+@pytest.mark.train
 def test_cli_eval_recomputes_from_samples(micro, suite, records, tmp_path):
     out = tmp_path / "eval"
     argv = ["eval", "--model", micro, "--suite", str(suite), "--max-new-tokens", "8", "--batch-size", "4"]
@@ -316,6 +318,7 @@ def test_cli_eval_recomputes_from_samples(micro, suite, records, tmp_path):
     assert {"all/all/pass@1", "all/all/pass@4", "all/all/pass@16"} <= set(result["alignment"]["metrics"])
 
 
+@pytest.mark.train
 def test_adapter_eval_uses_its_recipe(micro, suite, records, tmp_path):
     from peft import LoraConfig, get_peft_model
 
@@ -362,6 +365,7 @@ def _run(*args):
         (["--model", "cftrain:nope"], "unknown model 'cftrain:nope'"),
     ],
 )
+@pytest.mark.train
 def test_eval_bad_input_is_one_line_exit_2(args, message, suite, tmp_path):
     suites = [] if "--suite" in args else ["--suite", str(suite)]
     result = _run("eval", *args, *suites, "--out", str(tmp_path / "x"))

@@ -49,6 +49,7 @@ def _children(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+@pytest.mark.train
 def test_sigterm_stops_every_worker_and_leaves_no_file(tmp_path):
     out = tmp_path / "big.jsonl"
     argv = [sys.executable, "-m", "cftrain", "generate", "--family", "if_else", "--n", "200000", "--workers", "2"]
