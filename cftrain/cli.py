@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 
 class UsageError(Exception):
@@ -107,14 +107,14 @@ def _positive(name: str, value: float | None) -> None:
         raise UsageError(f"{name} must be > 0; got {value}")
 
 
-def _knobs(pairs: list[str]) -> dict[str, Any]:
-    """`--set knob=value` pairs, each value typed as a recipe override's is (`10` an int, `true` a bool)."""
-    from cftrain.recipes import parse_overrides
-
+def _knobs(pairs: list[str]) -> dict[str, str]:
+    knobs = {}
     for pair in pairs:
         if "=" not in pair:
             raise UsageError(f"--set {pair!r}: expected knob=value")
-    return parse_overrides([f"--{key.strip()}={value.strip()}" for key, value in (p.split("=", 1) for p in pairs)])
+        key, value = pair.split("=", 1)
+        knobs[key.strip()] = value.strip()
+    return knobs
 
 
 def cmd_families(args: argparse.Namespace) -> None:

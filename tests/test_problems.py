@@ -1,7 +1,8 @@
 """Sweeps the whole family registry: every family x variant re-verifies by execution, gold scores 1.0,
 items are deterministic, filters hold and ids are unique. Then the OOD families `while`, `multi_r` and `math_word`:
 answers are balanced and often set-valued at default settings, both splits generate, loops terminate by
-construction, math_word's English renders fully, and bad knobs fail naming the knob. Run: pytest tests/test_problems.py"""
+construction, math_word's English renders fully, and bad knobs fail naming the knob.
+Run: pytest tests/test_problems.py"""
 
 import collections
 import json

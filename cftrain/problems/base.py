@@ -124,25 +124,31 @@ class Family:
         raise NotImplementedError
 
     def make_config(self, **overrides: Any) -> FamilyConfig:
-        """Build this family's config from keyword overrides, each of its knob's type (an int does for a float).
-
-        Strings from the command line (`--set knob=value`) are typed first, like recipe overrides (`cli._knobs`).
-        """
+        """Build this family's config from keyword overrides (strings are parsed by the field's type)."""
         fields = {f.name: f for f in dataclasses.fields(self.config_cls)}
         kwargs = {}
         for key, value in overrides.items():
             if key not in fields:
                 raise ValueError(f"unknown knob {key!r} for family {self.name}; knobs: {', '.join(fields)}")
-            kind = type(fields[key].default)
-            if kind is float and type(value) is int:
-                value = float(value)
-            if type(value) is not kind:
-                raise ValueError(f"knob {key!r} needs a {kind.__name__}; got {value!r}")
-            kwargs[key] = value
+            kwargs[key] = _parse_value(key, value, fields[key].default)
         return self.config_cls(**kwargs)
 
     def knobs(self) -> list[tuple[str, Any, str]]:
         return [(f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(self.config_cls)]
+
+
+def _parse_value(key: str, value: Any, default: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    kind = type(default)
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return value.lower() in ("true", "1", "yes")
+        return kind(value)
+    except ValueError:
+        raise ValueError(f"knob {key!r} needs a {kind.__name__}; got {value!r}") from None
 
 
 def config_key(cfg: FamilyConfig) -> str:
@@ -174,7 +180,8 @@ def knob_values(cfg: FamilyConfig) -> dict[str, Any]:
 
 
 def check_scenario(scenario: Scenario, cfg: FamilyConfig, want_set: bool = False) -> Checked | str:
-    """Run the generator's filters (docs/records.md) on one scenario. Returns the checked item or the reason it was rejected.
+    """Run the generator's filters (docs/records.md) on one scenario. Returns the checked item or the reason it was
+    rejected.
 
     `want_set` asks for a counterfactual answer of 2+ values (the item's draw of `set_valued`). Beyond the
     answer checks, three filters remove shortcuts: an output that ignores the intervened input for every hidden
