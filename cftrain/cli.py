@@ -438,7 +438,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="run a training recipe (sft | grpo | rloo | ppo)")
     p.add_argument("recipe", help="recipe YAML file")
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and data manifest, then exit")
-    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint (the default)")
     p.add_argument("--no-resume", action="store_true", help="start fresh even if output_dir has checkpoints")
     p.set_defaults(fn=cmd_train, parser=p)
 

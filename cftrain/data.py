@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -20,7 +21,7 @@ from typing import Any
 
 from cftrain.datacard import data_card, record_structure, structures
 from cftrain.problems import VARIANTS, generate, get_family
-from cftrain.problems.base import GENERATOR_VERSION
+from cftrain.problems.base import GENERATOR_VERSION, check_probability
 from cftrain.problems.records import json_lines, read_records
 from cftrain.prompts import PromptConfig, answer_line, build_completion, build_prompt, rationale
 from cftrain.steps import step_truth
@@ -53,8 +54,7 @@ class Source:
         family = get_family(self.family)
         if self.n <= 0:
             raise ValueError(f"n must be > 0 for family {self.family}; got {self.n}")
-        if not 0.0 <= self.answer_only <= 1.0:
-            raise ValueError(f"answer_only must be in [0, 1] for family {self.family}; got {self.answer_only}")
+        check_probability("answer_only", self.answer_only, f" for family {self.family}")
         for v in [self.variants] if isinstance(self.variants, str) else self.variants:
             if v != "all" and v not in family.variants:
                 raise ValueError(f"variant {v!r} is not offered by {self.family}; variants: {family.variants}, all")
@@ -137,6 +137,11 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def sha256_file(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def slug(name: str) -> str:
+    """`name` as one safe file or folder name (runs of other characters become `-`); empty when nothing is left."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
 
 
 def counts(records: Iterable[Mapping]) -> dict[str, int]:

@@ -20,7 +20,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from cftrain.execution import ExecutionError, latent_space, load_program, structure_hash
+from cftrain.execution import structure_hash
+from cftrain.problems.truth import answer_ignoring_observation
 
 COLUMNS = (
     ("records", "records"),
@@ -42,25 +43,6 @@ def record_structure(record: Mapping) -> str:
 
 def structures(records: Iterable[Mapping]) -> set[str]:
     return {record_structure(r) for r in records}
-
-
-def _ignoring_observation(record: Mapping) -> list[int] | None:
-    """The answer with the observation ignored (every hidden value kept), or None when that is not defined."""
-    domain = record["latent_domain"]
-    if record["variant"] == "abduction":
-        (low, high), *_ = domain.values()
-        return list(range(low, high + 1))
-    if record["variant"] != "counterfactual":
-        return None
-    program = load_program(record["program"], record.get("entry", "f"))
-    inputs = {**record["observation"]["inputs"], **record["intervention"]}
-    found = set()
-    for latent in latent_space(domain):
-        try:  # a hidden value whose run fails is no possible world, as in `consistent_latents`
-            found.update(program.table(inputs, [latent]))
-        except ExecutionError:
-            pass
-    return sorted(found)
 
 
 def _share(flags: list[bool]) -> float | None:
@@ -87,7 +69,7 @@ def data_card(records: Iterable[Mapping], against: Iterable[Mapping] | None = No
         hashes = [record_structure(r) for r in group]
         all_structures.update(hashes)
         answers = [tuple(r["answer"]) for r in group]
-        ignoring = [_ignoring_observation(r) for r in group]
+        ignoring = [answer_ignoring_observation(r) for r in group]
         needed = [list(a) != i for a, i in zip(answers, ignoring) if i is not None]
         rows.append({
             "family": family,

@@ -27,7 +27,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -35,7 +34,7 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cftrain.data import DATA_DIR, ID_FAMILIES, OOD_FAMILIES, load_suite, sha256_file, write_jsonl
+from cftrain.data import DATA_DIR, ID_FAMILIES, OOD_FAMILIES, load_suite, sha256_file, slug, write_jsonl
 from cftrain.external import external_metrics, load_external, parse_external, score_items
 from cftrain.models import adapter_base
 from cftrain.problems import FAMILIES
@@ -380,7 +379,7 @@ def default_out(model: str, adapter: str | None = None) -> Path:
     folder = Path(adapter or model)
     if folder.name == "final" or folder.name.startswith("checkpoint-"):
         return folder.parent / ("eval" if folder.name == "final" else f"eval-{folder.name}")
-    return Path("evals") / re.sub(r"[^A-Za-z0-9._-]+", "-", str(adapter or model)).strip("-.")
+    return Path("evals") / slug(str(adapter or model))
 
 
 def suite_files(name: str) -> list[Path]:

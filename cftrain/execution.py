@@ -1,4 +1,5 @@
-"""Compile and run generated programs under an in-process sandbox, and compute gold answers by execution.
+"""Compile and run generated programs under an in-process sandbox. It knows programs, not records: what a record
+means (its consistent hidden values, its answer) is computed from these runs in `cftrain.problems.truth`.
 
 What is protected, and how:
 - Source limits: at most MAX_SOURCE_CHARS characters (checked before parsing), then at most MAX_NODES AST
@@ -26,8 +27,7 @@ What is protected, and how:
   compared with MAX_SECONDS counted from that first check. Thread CPU time rather than wall time, so whether
   a legitimate program passes never depends on machine load and generated records stay reproducible.
 - Every run-time failure (the caps, ZeroDivisionError, TypeError, NameError, bad arguments, any Exception)
-  surfaces from `Program.table` and `Program.__call__` as one ExecutionError; `consistent_latents` counts a
-  hidden value whose run fails as inconsistent.
+  surfaces from `Program.table` and `Program.__call__` as one ExecutionError.
 
 What is not protected: this is not an OS sandbox. Programs run in-process, in the caller's interpreter and
 thread, with no separate memory limit or process isolation; memory and time are bounded only through the
@@ -39,7 +39,6 @@ from untrusted records, not for running arbitrary code next to secrets.
 from __future__ import annotations
 
 import ast
-import itertools
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -567,50 +566,3 @@ def structure_hash(source: str, entry: str = "f") -> str:
     True
     """
     return load_program(source, entry).structure
-
-
-def latent_space(latent_domain: Mapping[str, list[int] | tuple[int, int]]) -> list[dict[str, int]]:
-    """Every assignment of the hidden variables, in a fixed order."""
-    names = sorted(latent_domain)
-    ranges = [range(latent_domain[n][0], latent_domain[n][1] + 1) for n in names]
-    return [dict(zip(names, values)) for values in itertools.product(*ranges)]
-
-
-def consistent_latents(
-    program: Program, latent_domain: Mapping, inputs: Mapping[str, int], output: int
-) -> list[dict[str, int]]:
-    """L* = hidden assignments under which the program maps `inputs` to `output`. Errors count as inconsistent;
-    ExecutionError when the whole domain takes more than MAX_SECONDS of CPU time."""
-    found = []
-    deadline = time.thread_time() + MAX_SECONDS  # per call capped too, but a domain multiplies the calls
-    for latent in latent_space(latent_domain):
-        try:
-            if program.table(inputs, [latent])[0] == output:
-                found.append(latent)
-        except ExecutionError:
-            pass
-        if time.thread_time() > deadline:
-            _limit("time (whole domain)")
-    return found
-
-
-def outcomes(program: Program, inputs: Mapping[str, int], latents: list[dict[str, int]]) -> list[int]:
-    """Sorted set of outputs for `inputs` under each hidden assignment. Raises ExecutionError if any fails."""
-    return sorted(set(program.table(inputs, latents)))
-
-
-def solve(record: Mapping) -> list[int]:
-    """The gold answer of a record, recomputed from its program exactly as DESIGN.md defines it."""
-    program = load_program(record["program"], record["entry"])
-    obs = record["observation"]
-    variant = record["variant"]
-    new_inputs = {**obs["inputs"], **record["intervention"]}
-    if variant == "interventional":
-        return outcomes(program, new_inputs, [record["revealed"]])
-    latents = consistent_latents(program, record["latent_domain"], obs["inputs"], obs["output"])
-    if variant == "abduction":
-        (name,) = record["latent_domain"]
-        return sorted({latent[name] for latent in latents})
-    if variant == "counterfactual":
-        return outcomes(program, new_inputs, latents)
-    raise ValueError(f"variant must be one of counterfactual, interventional, abduction; got {variant!r}")

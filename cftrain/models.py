@@ -31,7 +31,7 @@ CACHE_VERSION = "v3"  # bump when default_corpus or the architecture changes
 TINY_SIZES = {
     # For unit tests only.
     "micro": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 256},
-    # The size measured to learn the if/else task on 2 CPU cores (shared/CPU-LEARNING.md).
+    # The size measured to learn the if/else task on 2 CPU cores (docs/learning-facts.md).
     "tiny": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512},
     "small": {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 8, "intermediate_size": 1024},
 }

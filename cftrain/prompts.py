@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from cftrain.execution import latent_space, load_program
+from cftrain.execution import load_program
+from cftrain.problems.truth import latent_space, new_inputs, worlds
 
 TEMPLATES = ("plain", "chat", "compact")
 SCAFFOLDS = ("none", "abduct-act-predict")
@@ -101,16 +102,15 @@ def rationale(record: Mapping) -> str:
     """
     program = load_program(record["program"], record["entry"])
     obs = record["observation"]
-    new_inputs = {**obs["inputs"], **record["intervention"]}
+    changed = new_inputs(record)
     names = sorted(record["latent_domain"])
+    consistent = worlds(record, program)
     lines = []
     if record["variant"] == "interventional":
-        consistent = [dict(record["revealed"])]
         lines.append("Abduction: given " + " ".join(f"{n}={record['revealed'][n]}" for n in names))
     else:
         space = latent_space(record["latent_domain"])
-        outputs = program.table(obs["inputs"], space)
-        consistent = [latent for latent, y in zip(space, outputs) if y == obs["output"]]
+        outputs = program.table(obs["inputs"], space)  # every run is shown, so every run must succeed
         # each run is compared with the observation where it is computed (`=6==6`, `=3!=6`): finding the consistent
         # values is then a local check and a copy, not a search back over the list (which a 1M model fails at)
         seen = obs["output"]
@@ -128,8 +128,8 @@ def rationale(record: Mapping) -> str:
         lines.append(answer_line(record["answer"]))
         return "\n".join(lines)
     lines.append("Intervention: " + " ".join(f"{k}={v}" for k, v in record["intervention"].items()))
-    preds = program.table(new_inputs, consistent)
-    calls = (_call(program.entry, program.params, {**new_inputs, **latent}) for latent in consistent)
+    preds = program.table(changed, consistent)
+    calls = (_call(program.entry, program.params, {**changed, **latent}) for latent in consistent)
     lines.append("Prediction: " + " ".join(f"{c}={y}" for c, y in zip(calls, preds)))
     lines.append(answer_line(preds))
     return "\n".join(lines)

@@ -26,11 +26,12 @@ from typing import Any
 import yaml
 
 from cftrain.data import Source
+from cftrain.models import DTYPES
+from cftrain.problems.base import check_probability
 from cftrain.prompts import PromptConfig
 from cftrain.rewards import REWARDS
 
 METHODS = ("sft", "grpo", "rloo", "ppo")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -149,8 +150,7 @@ class PPOSettings:
             if getattr(self, name) <= 0:
                 raise ValueError(f"ppo.{name} must be > 0; got {getattr(self, name)}")
         for name in ("gamma", "lam"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"ppo.{name} must be in [0, 1]; got {getattr(self, name)}")
+            check_probability(f"ppo.{name}", getattr(self, name))
         if self.advantage_std_floor < 0:
             raise ValueError(f"ppo.advantage_std_floor must be >= 0; got {self.advantage_std_floor}")
         if self.vf_coef < 0 or self.kl_coef < 0:
@@ -228,7 +228,7 @@ def _fail(path: str, message: str) -> None:
     raise ValueError(f"{path}: {message}")
 
 
-def _build(cls: type, raw: Any, path: str) -> Any:
+def build(cls: type, raw: Any, path: str) -> Any:
     """Build dataclass `cls` from a dict, recursively and strictly: unknown keys and wrong types are errors."""
     if not isinstance(raw, dict):
         _fail(path, f"expected a mapping with fields {', '.join(f.name for f in dataclasses.fields(cls))}")
@@ -274,7 +274,7 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             _fail(path, f"expected one of {', '.join(map(repr, args))}; got {short_repr(value)}")
         return value
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path)
+        return build(hint, value, path)
     if origin is list or hint is list:
         if not isinstance(value, list):
             _fail(path, f"expected a list; got {short_repr(value)}")
@@ -422,7 +422,7 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         raise ValueError(f"recipe {path}: expected a mapping of blocks (method, model, output_dir, ...)")
     for key, value in (overrides or {}).items():
         _set(raw, key, value)
-    recipe = _build(Recipe, raw, "")
+    recipe = build(Recipe, raw, "")
     trainer_config(recipe, hardware=False)  # validate the trainer block now, before any model loads
     return recipe
 
@@ -506,7 +506,7 @@ def trainer_config(recipe: Recipe, hardware: bool = True):
     recipe still parses on a CPU laptop); training uses `hardware=True`.
     """
     if recipe.method == "ppo":
-        return _build(PPOSettings, recipe.ppo, "ppo")
+        return build(PPOSettings, recipe.ppo, "ppo")
     import trl
 
     cls = getattr(trl, _TRL_CONFIGS[recipe.method])

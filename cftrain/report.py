@@ -16,10 +16,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cftrain.data import ID_FAMILIES, OOD_FAMILIES, read_jsonl
+from cftrain.data import ID_FAMILIES, OOD_FAMILIES, read_jsonl, slug
 from cftrain.external import SUITES as EXTERNAL_SUITES
+from cftrain.problems import VARIANTS
 
-VARIANT_ORDER = ("counterfactual", "interventional", "abduction")
 TRACE_COLUMNS = {
     "abduction": "abduction",
     "intervention": "intervention",
@@ -113,7 +113,7 @@ def families(entries: list[Entry]) -> tuple[list[str], list[str]]:
 
 def variants(entries: list[Entry]) -> list[str]:
     present = {key.split("/")[1] for e in entries for key in e.metrics if key.count("/") == 2}
-    return [v for v in VARIANT_ORDER if v in present]
+    return [v for v in VARIANTS if v in present]
 
 
 def _pct(value: float | None) -> str:
@@ -405,7 +405,7 @@ def plot_curves(entry: Entry, path: Path) -> Path | None:
     for ax, panel in zip(axes[0], panels):
         if panel == "eval":
             groups = sorted({_EVAL_KEY.match(k)["group"] for k in evals})
-            styles = dict(zip(VARIANT_ORDER, ("-", "--", ":")))
+            styles = dict(zip(VARIANTS, ("-", "--", ":")))
             for key in evals:
                 m = _EVAL_KEY.match(key)
                 points = [(row["step"], 100 * row[key]) for row in log if key in row]
@@ -458,10 +458,6 @@ def plot_alignment(entries: list[Entry], path: Path) -> Path | None:
 # ---------------------------------------------------------------- the report
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
-
-
 def write_report(folders: list[str | Path], out: str | Path, names: list[str] | None = None) -> Path:
     """Write `out`/report.md and its PNGs from eval/run folders; return the report's path."""
     if names and len(names) != len(folders):
@@ -490,7 +486,7 @@ def write_report(folders: list[str | Path], out: str | Path, names: list[str] | 
         if plots[2]:
             lines += ["![pass@k before RL](alignment.png)", ""]
     lines += external_table(entries)
-    curves = [(e, plot_curves(e, out / f"curves_{_slug(e.name)}.png")) for e in entries if e.log]
+    curves = [(e, plot_curves(e, out / f"curves_{slug(e.name) or 'run'}.png")) for e in entries if e.log]
     if curves:
         lines += ["## Training curves", ""]
         for e, png in curves:

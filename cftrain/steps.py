@@ -39,7 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cftrain.execution import consistent_latents, load_program
+from cftrain.execution import load_program
+from cftrain.problems.truth import new_inputs, worlds
 
 MAX_CANDIDATES = 2
 MAX_CHARS = 100_000
@@ -91,21 +92,17 @@ def step_truth(record: Mapping) -> dict:
     (the output for each world at new_inputs; empty for `abduction`, which has no prediction).
     """
     program = load_program(record["program"], record["entry"])
-    obs = record["observation"]
     names = sorted(record["latent_domain"])
-    if record["variant"] == "interventional":
-        latents = [dict(record["revealed"])]
-    else:
-        latents = consistent_latents(program, record["latent_domain"], obs["inputs"], obs["output"])
-    new_inputs = {**obs["inputs"], **record["intervention"]}
-    outcomes = [] if record["variant"] == "abduction" else program.table(new_inputs, latents)
+    latents = worlds(record, program)
+    changed = new_inputs(record)
+    outcomes = [] if record["variant"] == "abduction" else program.table(changed, latents)
     return {
         "variant": record["variant"],
         "entry": record["entry"],
         "params": list(program.params),
         "latents": names,
         "worlds": [[latent[n] for n in names] for latent in latents],
-        "new_inputs": new_inputs,
+        "new_inputs": changed,
         "intervention": dict(record["intervention"]),
         "outcomes": outcomes,
     }

@@ -14,7 +14,7 @@ the programmatic rationales of `cftrain.prompts.rationale` and on free-form text
 - `in_order`: the steps the variant needs (counterfactual: all three; interventional: intervention and
   prediction; abduction: abduction) are all detected, with abduction before intervention.
 - `right_reason`: the answer is right *and* the consistent set was stated (the rate that exposed reward gaming
-  in shared/CPU-LEARNING.md, where EM alone did not).
+  in the tiny-model runs, where EM alone did not: docs/learning-facts.md).
 - `error` (wrong answers only): `planning` when a needed step is missing or out of order, judged by whether the
   step was *attempted* at all (a claim about the hidden variable, the changed input with some new value, a value
   computed after it), else `execution` (all steps attempted in order, but some value is wrong).
@@ -31,7 +31,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from cftrain.execution import consistent_latents, load_program
+from cftrain.execution import load_program
+from cftrain.problems.truth import worlds
 
 _INT = re.compile(r"(?<!\w)-?\d+(?!\d)")
 _SENTENCE_END = re.compile(r"\n|[.!?;](?=\s|$)")
@@ -129,12 +130,7 @@ def _ints_ordered(text: str) -> list[int]:
 
 def _consistent(record: Mapping) -> tuple[list[str], frozenset[tuple[int, ...]]]:
     names = sorted(record["latent_domain"])
-    if record["variant"] == "interventional":
-        return names, frozenset([tuple(record["revealed"][n] for n in names)])
-    program = load_program(record["program"], record["entry"])
-    obs = record["observation"]
-    latents = consistent_latents(program, record["latent_domain"], obs["inputs"], obs["output"])
-    return names, frozenset(tuple(latent[n] for n in names) for latent in latents)
+    return names, frozenset(tuple(latent[n] for n in names) for latent in worlds(record))
 
 
 def _calls(entry: str) -> re.Pattern:

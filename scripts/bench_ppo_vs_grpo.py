@@ -50,10 +50,10 @@ def recipe(method: str, out: Path, args: argparse.Namespace) -> dict:
 
 
 def child(method: str, out: Path, args: argparse.Namespace) -> None:
-    from cftrain.recipes import Recipe, _build
+    from cftrain.recipes import Recipe, build
 
     main = __import__(f"cftrain.{method}", fromlist=["main"]).main
-    main(_build(Recipe, recipe(method, out, args), ""), resume=False)
+    main(build(Recipe, recipe(method, out, args), ""), resume=False)
     print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 

@@ -4,7 +4,11 @@ The default run (`python -m pytest`) is offline CPU tests; `-m slow` runs multi-
 """
 
 import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +39,19 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT), env.get("PYTHONPATH", "")])
     return env
+
+
+def terminate_when(proc: subprocess.Popen, started: Callable[[], bool], what: str) -> None:
+    """Wait (60 s at most) until `started()`, then SIGTERM `proc`: it must exit 143 without a traceback."""
+    deadline = time.time() + 60
+    while not started() and time.time() < deadline:
+        time.sleep(0.05)
+    assert started(), f"{what} never started"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

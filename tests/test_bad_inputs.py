@@ -8,14 +8,13 @@ Run: pytest tests/test_bad_inputs.py
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import subprocess_env, write_recipe
+from conftest import subprocess_env, terminate_when, write_recipe
 
 from cftrain.cli import main
 
@@ -363,22 +362,16 @@ def test_stale_partial_files_of_killed_writers_are_removed(tmp_path):
     assert not stale.exists() and live.exists()
 
 
+@pytest.mark.train
 def test_sigterm_during_generate_leaves_no_temp_file(tmp_path):
     out = tmp_path / "big.jsonl"
     argv = [sys.executable, "-m", "cftrain", "generate", "--family", "if_else", "--n", "200000", "--out", str(out)]
     proc = subprocess.Popen(argv, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not list(tmp_path.glob(".big.jsonl.partial-*")) and time.time() < deadline:
-        time.sleep(0.05)
-    assert list(tmp_path.glob(".big.jsonl.partial-*")), "the writer never started"
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143, err
-    assert "Traceback" not in err
+    terminate_when(proc, lambda: bool(list(tmp_path.glob(".big.jsonl.partial-*"))), "the writer")
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.train
 def test_closed_stdout_is_quiet(tmp_path):
     result = subprocess.run(
         f"{sys.executable} -m cftrain families | head -1", shell=True, env=subprocess_env(), capture_output=True,
@@ -388,6 +381,7 @@ def test_closed_stdout_is_quiet(tmp_path):
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
 
 
+@pytest.mark.train
 def test_argparse_errors_are_one_line_in_a_process():
     result = subprocess.run(
         [sys.executable, "-m", "cftrain", "generate", "--n", "x"], env=subprocess_env(), capture_output=True, text=True

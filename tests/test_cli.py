@@ -35,6 +35,7 @@ def test_generate_is_byte_identical(tmp_path):
         (["--family", "if_else", "--n", "0"], "--n must be > 0"),
     ],
 )
+@pytest.mark.train
 def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     out = tmp_path / "x.jsonl"
     argv = (
@@ -49,6 +50,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     assert not out.exists()
 
 
+@pytest.mark.train
 def test_unwritable_output(tmp_path):
     result = run("generate", "--family", "if_else", "--n", "2", "--out", str(tmp_path / "missing" / "x.jsonl"))
     assert result.returncode == 2 and "does not exist or is not writable" in result.stderr

@@ -20,7 +20,7 @@ from cftrain.data import (
     write_jsonl,
 )
 from cftrain.datacard import structures
-from cftrain.execution import solve
+from cftrain.problems.truth import solve
 from cftrain.prompts import PromptConfig, build_prompt, rationale
 
 

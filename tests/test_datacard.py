@@ -7,8 +7,8 @@ import cftrain.datacard
 from cftrain.cli import main
 from cftrain.data import write_jsonl
 from cftrain.datacard import data_card, render_card
-from cftrain.execution import solve
 from cftrain.problems.records import check_record
+from cftrain.problems.truth import solve
 
 MOD = "def f(x, r):\n    return (x + r) % 3"  # r in 0..5: two r per observation, so abduction matters
 SAME_MOD = "def f(x, r):\n    return (r + x) % 3"  # the same structure as MOD, spelled otherwise

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import ROOT, subprocess_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.train]
 
 
 def test_demo_at_reduced_budget(tmp_path):

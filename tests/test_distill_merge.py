@@ -151,6 +151,7 @@ def test_cli_refuses_plain_http_with_exit_2(tmp_path, capsys):
     assert not (tmp_path / "t.jsonl").exists()
 
 
+@pytest.mark.train
 def test_merge_gives_the_same_logits(tmp_path):
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM

@@ -25,8 +25,9 @@ from cftrain.evaluate import (
     resolve_target,
     score_completion,
 )
-from cftrain.execution import consistent_latents, load_program
+from cftrain.execution import load_program
 from cftrain.models import load_model, load_tokenizer, resolve_model
+from cftrain.problems.truth import consistent_latents
 from cftrain.prompts import PromptConfig, rationale
 from cftrain.traces import analyse_trace
 
@@ -156,7 +157,7 @@ def test_gold_rationales_have_every_step(family):
 
 
 def _cf_record():
-    """f(x, r) = (x * r) % 5 style item with a known consistent set, built by hand (schema of DESIGN.md)."""
+    """f(x, r) = (x * r) % 5 style item with a known consistent set, built by hand (schema of docs/records.md)."""
     return {
         "id": "hand/counterfactual/0",
         "family": "if_else",
@@ -257,6 +258,7 @@ def test_interventional_and_multi_latent_traces():
 # ---------------------------------------------------------------- end to end on the micro model
 
 
+@pytest.mark.train
 def test_evaluate_records_restores_state_and_batches_like_single(micro, records):
     model, tokenizer = load_model(micro), load_tokenizer(micro)
     with torch.no_grad():  # a random micro model only prints newlines; noise makes greedy outputs differ per prompt
@@ -292,6 +294,7 @@ def _check_eval_folder(out, n_records):
     return result, rows
 
 
+@pytest.mark.train
 def test_cli_eval_recomputes_from_samples(micro, suite, records, tmp_path):
     out = tmp_path / "eval"
     argv = ["eval", "--model", micro, "--suite", str(suite), "--max-new-tokens", "8", "--batch-size", "4"]
@@ -315,6 +318,7 @@ def test_cli_eval_recomputes_from_samples(micro, suite, records, tmp_path):
     assert {"all/all/pass@1", "all/all/pass@4", "all/all/pass@16"} <= set(result["alignment"]["metrics"])
 
 
+@pytest.mark.train
 def test_adapter_eval_uses_its_recipe(micro, suite, records, tmp_path):
     from peft import LoraConfig, get_peft_model
 
@@ -361,6 +365,7 @@ def _run(*args):
         (["--model", "cftrain:nope"], "unknown model 'cftrain:nope'"),
     ],
 )
+@pytest.mark.train
 def test_eval_bad_input_is_one_line_exit_2(args, message, suite, tmp_path):
     suites = [] if "--suite" in args else ["--suite", str(suite)]
     result = _run("eval", *args, *suites, "--out", str(tmp_path / "x"))

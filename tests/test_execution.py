@@ -9,11 +9,10 @@ from cftrain.execution import (
     ExecutionError,
     UnsafeProgram,
     check_source,
-    consistent_latents,
     load_program,
-    solve,
     structure_hash,
 )
+from cftrain.problems.truth import consistent_latents, solve
 
 DESIGN_EXAMPLE = """def f(x, r):
     if x < 3 or x >= 9:

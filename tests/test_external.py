@@ -229,6 +229,7 @@ def test_guards_hold_for_the_function_code(body, error):
     pwned.unlink(missing_ok=True)
 
 
+@pytest.mark.train
 def test_killing_the_parent_is_blocked():
     """Run in a sacrificial interpreter: if the guard ever fails, that process dies, not pytest."""
     script = (
@@ -280,6 +281,7 @@ def test_real_gold_answers_score_100():
     assert external_metrics(rows)["cruxeval-i/n"] == len(items)
 
 
+@pytest.mark.train
 def test_eval_and_report_show_external_suites(files, tmp_path):
     """`cftrain eval --suite if_else cladder=PATH cruxeval-i=PATH` scores both kinds; the report has its own table."""
     from cftrain.cli import main

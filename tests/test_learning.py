@@ -28,7 +28,10 @@ from cftrain import grpo, ppo
 from cftrain.data import Source
 from cftrain.models import load_tokenizer, resolve_model
 from cftrain.prompts import PromptConfig, build_prompt
-from cftrain.recipes import Recipe, _build
+from cftrain.recipes import Recipe, build
+
+# Every test here trains a model: the `train` tier (`pytest -m "not train"` skips it).
+pytestmark = pytest.mark.train
 
 SOURCE = {"family": "if_else", "n": 16, "variants": ["counterfactual"], "knobs": {"max_branches": 2, "depth": 0}}
 TEMPERATURES = (0.3, 0.2, 0.15, 0.12, 0.1, 0.08)
@@ -88,7 +91,7 @@ def ppo_rewards(tmp_path_factory, task) -> list[float]:
                  "learning_rate": LR, "max_new_tokens": 4, "temperature": task["temperature"], "save_steps": 0,
                  "use_cpu": True}  # fmt: skip
     out = tmp_path_factory.mktemp("ppo") / "run"
-    recipe = _build(Recipe, {"method": "ppo", "output_dir": str(out), "ppo": ppo_block, **COMMON}, "")
+    recipe = build(Recipe, {"method": "ppo", "output_dir": str(out), "ppo": ppo_block, **COMMON}, "")
     try:
         final = ppo.main(recipe, resume=False)
     finally:
@@ -114,6 +117,6 @@ def test_grpo_learns_the_first_token_task(tmp_path, monkeypatch, task):
     trainer = {"max_steps": UPDATES, "per_device_train_batch_size": 16, "num_generations": 8, "learning_rate": LR,
                "lr_scheduler_type": "constant", "max_completion_length": 4, "temperature": task["temperature"],
                "logging_steps": 1, "save_steps": 1000, "log_completions": False, "use_cpu": True}  # fmt: skip
-    recipe = _build(Recipe, {"method": "grpo", "output_dir": str(tmp_path / "grpo"), "trainer": trainer, **COMMON}, "")
+    recipe = build(Recipe, {"method": "grpo", "output_dir": str(tmp_path / "grpo"), "trainer": trainer, **COMMON}, "")
     final = grpo.main(recipe, resume=False)
     check_learns("GRPO", rewards_of(final.parent), task)

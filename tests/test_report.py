@@ -139,6 +139,7 @@ def _run(*args):
     return subprocess.run([sys.executable, "-m", "cftrain", *args], capture_output=True, text=True)
 
 
+@pytest.mark.train
 def test_errors_are_one_line_exit_2(folders, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

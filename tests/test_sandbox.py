@@ -10,7 +10,8 @@ import time
 import pytest
 
 from cftrain import execution
-from cftrain.execution import MAX_ABS, MAX_STEPS, ExecutionError, UnsafeProgram, consistent_latents, load_program
+from cftrain.execution import MAX_ABS, MAX_STEPS, ExecutionError, UnsafeProgram, load_program
+from cftrain.problems.truth import consistent_latents
 
 UNSAFE, ERROR = "unsafe", "error"
 

@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import ROOT, subprocess_env, write_recipe
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.train]
 
 
 def recipe(tmp_path, max_steps=2, save_steps=2, wandb=True) -> dict:

@@ -13,6 +13,7 @@ from test_sandbox import HOSTILE, _attack
 from cftrain import execution
 from cftrain.execution import MAX_ABS, ExecutionError, UnsafeProgram, load_program
 from cftrain.problems import FAMILIES
+from cftrain.problems.truth import latent_space
 from cftrain.structure import structure_of
 
 
@@ -111,7 +112,7 @@ def test_generated_programs_agree_through_a_template(family):
             full = execution._compile(source, scenario.entry)[0]
             assert hit.params == full.params
             assert hit.structure == full.structure == structure_of(ast.parse(source))
-            space = execution.latent_space(scenario.latent_domain)
+            space = latent_space(scenario.latent_domain)
             inputs = [scenario.inputs, {**scenario.inputs, **scenario.intervention}]
             assert _outputs(hit, inputs, space) == _outputs(full, inputs, space)
 

@@ -8,7 +8,10 @@ import sys
 import pytest
 from conftest import subprocess_env
 
-from cftrain.recipes import Recipe, _build
+from cftrain.recipes import Recipe, build
+
+# Every test here trains a model: the `train` tier (`pytest -m "not train"` skips it).
+pytestmark = pytest.mark.train
 
 MICRO = {"name_or_path": "cftrain:micro"}
 DATA = {"train": [{"family": "if_else", "n": 8, "variants": ["counterfactual"], "knobs": {"depth": 0}}]}
@@ -18,7 +21,7 @@ def make(tmp_path, method, trainer, **extra) -> Recipe:
     raw = {"method": method, "model": MICRO, "output_dir": str(tmp_path / method), "data": DATA,
            "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "trainer": {"use_cpu": True, "logging_steps": 1, **trainer},
            "logging": {"wandb": False}, **extra}  # fmt: skip
-    return _build(Recipe, raw, "")
+    return build(Recipe, raw, "")
 
 
 def lora_b_norm(folder) -> float:

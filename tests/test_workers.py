@@ -4,14 +4,12 @@ Run: pytest tests/test_workers.py
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import subprocess_env
+from conftest import subprocess_env, terminate_when
 
 from cftrain.cli import main
 from cftrain.problems import FAMILIES, generate
@@ -51,21 +49,18 @@ def _children(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
+@pytest.mark.train
 def test_sigterm_stops_every_worker_and_leaves_no_file(tmp_path):
     out = tmp_path / "big.jsonl"
     argv = [sys.executable, "-m", "cftrain", "generate", "--family", "if_else", "--n", "200000", "--workers", "2"]
     proc = subprocess.Popen([*argv, "--out", str(out)], env=subprocess_env(), stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
     workers: set[int] = set()
-    while len(workers) < 2 and time.time() < deadline:
-        time.sleep(0.05)
-        workers = _children(proc.pid)
-    assert len(workers) >= 2, "the workers never started"
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143, err
-    assert "Traceback" not in err
+
+    def started() -> bool:
+        workers.update(_children(proc.pid))
+        return len(workers) >= 2
+
+    terminate_when(proc, started, "the workers")
     assert list(tmp_path.iterdir()) == []
     for pid in workers:
         try:

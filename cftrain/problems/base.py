@@ -18,20 +18,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cftrain.execution import (
-    ExecutionError,
-    UnsafeProgram,
-    latent_space,
-    load_program,
-)
+from cftrain.execution import ExecutionError, UnsafeProgram, load_program
+from cftrain.problems.truth import VARIANTS, abduction_answer, latent_space
 
 GENERATOR_VERSION = "2"
-VARIANTS = ("counterfactual", "interventional", "abduction")
 SPLITS = ("any", "train", "test")
 # One program structure in five is held out for test files: train and test never share a structure.
 _TEST_BUCKETS = 5
 # Observation draws a family offers per sampled program (Scenario.more): one compile, several chances to pass.
 DRAWS = 8
+
+
+def check_probability(name: str, value: float, where: str = "") -> None:
+    """Raise ValueError unless 0 <= value <= 1; `where` (e.g. " for family if_else") follows the name."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]{where}; got {value}")
 
 
 def structure_split(structure: str) -> str:
@@ -70,8 +71,7 @@ class FamilyConfig:
             )
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1; got {self.max_attempts}")
-        if not 0.0 <= self.set_valued <= 1.0:
-            raise ValueError(f"set_valued must be in [0, 1]; got {self.set_valued}")
+        check_probability("set_valued", self.set_valued)
         if self.set_valued > 0 and self.max_answer_size < 2:
             raise ValueError(
                 f"set_valued > 0 needs max_answer_size >= 2; got {self.max_answer_size} (or set_valued=0)"
@@ -180,7 +180,8 @@ def knob_values(cfg: FamilyConfig) -> dict[str, Any]:
 
 
 def check_scenario(scenario: Scenario, cfg: FamilyConfig, want_set: bool = False) -> Checked | str:
-    """Run the filters of DESIGN.md on one scenario. Returns the checked item or the reason it was rejected.
+    """Run the generator's filters (docs/records.md) on one scenario. Returns the checked item or the reason it was
+    rejected.
 
     `want_set` asks for a counterfactual answer of 2+ values (the item's draw of `set_valued`). Beyond the
     answer checks, three filters remove shortcuts: an output that ignores the intervened input for every hidden
@@ -349,11 +350,10 @@ _RELAX = {
 
 
 def to_record(family: Family, key: str, item: Checked, variant: str, seed: int, index: int) -> dict:
-    """Render one variant of a checked item as a record (the schema of DESIGN.md); `key` is config_key(cfg)."""
+    """Render one variant of a checked item as a record (the schema of docs/records.md); `key` is config_key(cfg)."""
     s = item.scenario
     if variant == "abduction":
-        (name,) = s.latent_domain
-        answer = sorted({latent[name] for latent in item.consistent})
+        answer = abduction_answer(item.consistent)
     else:
         answer = item.counterfactual if variant == "counterfactual" else item.interventional
     return {

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from cftrain.problems.base import Family, FamilyConfig, Scenario, render_code
+from cftrain.problems.base import Family, FamilyConfig, Scenario, check_probability, render_code
 from cftrain.problems.registry import register
 
 # Each template pairs its text with the function it computes, so the generator can see, over the whole domain of
@@ -107,8 +107,7 @@ class IfElseConfig(FamilyConfig):
         if self.depth < 0 or self.coef_max < 2:
             raise ValueError(f"need depth >= 0 and coef_max >= 2; got {self.depth}, {self.coef_max}")
         for name in ("nest_prob", "modulus_prob", "many_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
+            check_probability(name, getattr(self, name))
 
 
 @dataclass

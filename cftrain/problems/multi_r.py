@@ -13,7 +13,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from cftrain.problems.base import Family, FamilyConfig, Scenario, render_code
+from cftrain.problems.base import Family, FamilyConfig, Scenario, check_probability, render_code
 from cftrain.problems.registry import register
 
 # {p}, {q}: two different hidden variables drawn per use; {a}: a constant; {t}, {u}: thresholds for one hidden
@@ -61,8 +61,7 @@ class MultiRConfig(FamilyConfig):
         if self.coef_max < 2:
             raise ValueError(f"coef_max must be >= 2; got {self.coef_max}")
         for name in ("after_prob", "modulus_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
+            check_probability(name, getattr(self, name))
 
 
 class MultiR(Family):

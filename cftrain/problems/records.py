@@ -1,7 +1,7 @@
 """The record gate: every record read from a file is checked here before eval, training or distill trust it.
 
 `check_record` checks the schema (required fields, JSON types, bounded sizes), loads the program in the
-sandbox (`cftrain.execution.load_program`) and recomputes the answer (`cftrain.execution.solve`): a record
+sandbox (`cftrain.execution.load_program`) and recomputes the answer (`cftrain.problems.truth.solve`): a record
 whose stored `answer` is not what its program gives is refused, so a tampered answer can neither score a wrong
 completion as correct in eval nor become a GRPO reward. `read_records` reads a records `.jsonl` with bounded
 lines and checks each record. Every failure is one `ValueError` line: `{file}:{line}: field {name}: expected
@@ -20,8 +20,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from cftrain.execution import MAX_ABS, ExecutionError, UnsafeProgram, load_program, solve
+from cftrain.execution import MAX_ABS, ExecutionError, UnsafeProgram, load_program
 from cftrain.problems.registry import FAMILIES
+from cftrain.problems.truth import solve
 
 MAX_LINE_BYTES = 1_000_000
 MAX_PROGRAM_CHARS = 32_000

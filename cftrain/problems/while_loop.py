@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from cftrain.problems.base import Family, FamilyConfig, Scenario, render_code
+from cftrain.problems.base import Family, FamilyConfig, Scenario, check_probability, render_code
 from cftrain.problems.registry import register
 
 # Counter loop: i counts up by 1 to a bound in r and x; total accumulates terms.
@@ -77,8 +77,7 @@ class WhileConfig(FamilyConfig):
         if self.coef_max < 2:
             raise ValueError(f"coef_max must be >= 2; got {self.coef_max}")
         for name in ("branch_prob", "modulus_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]; got {getattr(self, name)}")
+            check_probability(name, getattr(self, name))
 
 
 class While(Family):
