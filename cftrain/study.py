@@ -21,10 +21,12 @@ out of distribution and on external benchmarks, with resume. The stages are the 
 A stage whose output exists (`final/`, an eval's `metrics.json`) is skipped. `study.json` holds the plan, the pilot
 timings and per stage its wall time and steps.
 
-Eval sizes (EVAL_SIZES): a 95% binomial interval has half-width ~1.96 sqrt(p(1-p)/n), +-10 points at n=100 and
-p=0.5, +-7 at n=200. ID: all 200 held-out items per variant (+-7); OOD: 100 per family x variant (+-10 per cell, +-5
-pooled over the 4 families); CLadder all 264 (+-6); CRUXEval-O and -I 200 each (+-7). Differences between models
-are paired (same items), so their intervals are narrower than these when the models agree on most items.
+Eval sizes (EVAL_SIZES, the most the plan uses): a 95% binomial interval has half-width ~1.96 sqrt(p(1-p)/n), +-10
+points at n=100 and p=0.5, +-7 at n=200. ID: all 200 held-out items per variant (+-7); OOD: 100 per family x variant
+(+-10 per cell, +-5 pooled over the 4 families); CLadder all 264 (+-6); CRUXEval-O and -I 200 each (+-7). When the
+pilot's eval speed cannot fit these in EVAL_SHARE of the budget, the plan scales them down to EVAL_FLOOR at least and
+writes the resulting half-widths into the plan. Differences between models are paired (same items), so their
+intervals are narrower than these when the models agree on most items.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -44,6 +47,9 @@ MODEL = "cftrain:smollm2"
 VARIANTS = ["counterfactual", "interventional"]
 EVAL_SIZES = {"id": 200, "ood": 100, "external": 200, "cladder": 264, "alignment": 32}
 EXTERNAL_FILES = {"cladder": "cladder/cladder-det-counterfactual.json", "cruxeval": "cruxeval/cruxeval.jsonl"}
+# The eval's floor: below these a cell's interval is wider than +-14 points (ID, external) / +-20 (each OOD cell).
+EVAL_FLOOR = {"id": 50, "ood": 25, "external": 50, "cladder": 50, "alignment": 16}
+EVAL_SHARE = 0.35  # of the budget after the pilot: four models x every suite, greedy
 MAX_NEW_TOKENS = 256
 EVAL_BATCH = 16
 PILOT_STEPS = 4  # the first step warms up and is not timed: 3 timed steps
@@ -70,23 +76,41 @@ def eval_items(external: bool, sizes: dict[str, int] = EVAL_SIZES) -> dict[str, 
     return {"per_model": ours + theirs, "alignment": sizes["alignment"] * (1 + 16)}
 
 
+def fit_eval_sizes(
+    items_per_s: float, minutes: float, external: bool, sizes: dict[str, int] = EVAL_SIZES
+) -> dict[str, int]:
+    """`sizes` scaled down (never up, never below EVAL_FLOOR) so that the eval of every model fits `minutes`."""
+    items = eval_items(external, sizes)
+    needed = len(MODELS) * items["per_model"] + items["alignment"]
+    scale = min(1.0, items_per_s * minutes * 60 / needed)
+    return {k: min(v, max(EVAL_FLOOR.get(k, 1), math.floor(v * scale))) for k, v in sizes.items()}
+
+
+def half_width(n: int) -> float:
+    """The 95% binomial interval's half-width in points at p=0.5, the widest: 1.96 sqrt(0.25 / n)."""
+    return round(100 * 1.96 * math.sqrt(0.25 / n), 1)
+
+
 def plan_study(
     pilot: dict[str, float], budget_minutes: float, external: bool, sizes: dict[str, int] = EVAL_SIZES
 ) -> dict:
-    """Steps per stage from pilot timings (`sft_s_per_step`, `grpo_s_per_step`, `eval_items_per_s`, `pilot_s`).
+    """Steps per stage and eval sizes from pilot timings (`sft_s_per_step`, `grpo_s_per_step`, `eval_items_per_s`,
+    `pilot_s`).
 
-    The eval takes what its fixed sizes need; the rest of the budget is split evenly between SFT, GRPO and the
-    control (which takes as long as GRPO), each capped at an hour. The control's steps here are an estimate: the
-    study sets them from GRPO's measured time.
+    The eval gets EVAL_SHARE of the budget left after the pilot, its sizes scaled down to fit (`fit_eval_sizes`);
+    the rest is split evenly between SFT, GRPO and the control (which takes as long as GRPO), each capped at an hour.
+    The control's steps here are an estimate: the study sets them from GRPO's measured time.
     """
     if budget_minutes <= 0:
         raise ValueError(f"--budget-minutes must be > 0; got {budget_minutes}")
     for key in ("sft_s_per_step", "grpo_s_per_step", "eval_items_per_s"):
         if not pilot.get(key, 0) > 0:
             raise ValueError(f"pilot: {key} must be > 0; got {pilot.get(key)}")
+    left = budget_minutes - pilot.get("pilot_s", 0.0) / 60
+    sizes = fit_eval_sizes(pilot["eval_items_per_s"], EVAL_SHARE * left, external, sizes)
     items = eval_items(external, sizes)
     eval_minutes = (len(MODELS) * items["per_model"] + items["alignment"]) / pilot["eval_items_per_s"] / 60
-    train_minutes = budget_minutes - eval_minutes - pilot.get("pilot_s", 0.0) / 60
+    train_minutes = left - eval_minutes
     stage_minutes = min(STAGE_CAP_MINUTES, max(0.0, train_minutes) / 3)
     sft_steps = max(MIN_STEPS, math.floor(stage_minutes * 60 / pilot["sft_s_per_step"]))
     grpo_steps = max(MIN_STEPS, math.floor(stage_minutes * 60 / pilot["grpo_s_per_step"]))
@@ -104,7 +128,8 @@ def plan_study(
         "total_minutes": round(sum(minutes.values()) + pilot.get("pilot_s", 0.0) / 60, 1),
         "fits": train_minutes / 3 >= MIN_STAGE_MINUTES,
         "eval_items": items,
-        "eval_sizes": dict(sizes),
+        "eval_sizes": sizes,
+        "half_width_points": {k: half_width(n) for k, n in sizes.items() if k != "alignment"},
     }
 
 
@@ -162,7 +187,8 @@ def _banner(title: str) -> float:
 
 def stage_recipe(name: str, out: Path, seed: int, model: str, **overrides: object) -> Recipe:
     """A study recipe with its output folder, seed and base model set (and any dotted `overrides`)."""
-    values = {"output_dir": str(out / name.removesuffix(".yaml")), "seed": seed, "model.name_or_path": model}
+    folder = "control" if name == "sft_control" else name
+    values = {"output_dir": str(out / folder), "seed": seed, "model.name_or_path": model}
     return load_recipe(RECIPES / f"{name}.yaml", {**values, **overrides})
 
 
@@ -175,8 +201,10 @@ def _few_items(name: str, n: int = 64) -> dict[str, list]:
 class Study:
     """The state of one study folder: its plan and stage records in `study.json`, written after every stage."""
 
-    def __init__(self, out: Path, seed: int, external: dict[str, str], budget_minutes: float, model: str) -> None:
-        self.out, self.seed, self.external, self.model = out, seed, external, model
+    def __init__(
+        self, out: Path, seed: int, external: dict[str, str], budget_minutes: float, model: str, sizes: dict[str, int]
+    ) -> None:
+        self.out, self.seed, self.external, self.model, self.sizes = out, seed, external, model, sizes
         self.path = out / "study.json"
         self.state = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.state.setdefault("seed", seed)
@@ -209,7 +237,7 @@ class Study:
         pilot = self.pilot()
         pilot["pilot_s"] = round(time.time() - started, 1)
         self.state["pilot"] = pilot
-        self.state["plan"] = plan_study(pilot, self.state["budget_minutes"], bool(self.external))
+        self.state["plan"] = plan_study(pilot, self.state["budget_minutes"], bool(self.external), self.sizes)
         self.save()
         return self.state["plan"]
 
@@ -258,6 +286,7 @@ class Study:
             raise ValueError(f"{final} is missing: run the sft stage first (--stages sft)")
         if not (merged / "config.json").is_file():
             tmp = self.out / "sft" / ".merged.partial"
+            shutil.rmtree(tmp, ignore_errors=True)  # left by an interrupted merge
             merge_adapter(final, tmp)
             os.replace(tmp, merged)
         return merged
@@ -336,6 +365,8 @@ def print_plan(state: dict) -> None:
         f"pilot (load average {pilot['load_average']}): SFT {pilot['sft_s_per_step']} s/step, GRPO "
         f"{pilot['grpo_s_per_step']} s/step, eval {pilot['eval_items_per_s']} items/s (base model, slowest case)"
     )
+    sizes = ", ".join(f"{k} {n} (+-{plan['half_width_points'].get(k, '-')})" for k, n in plan["eval_sizes"].items())
+    print(f"eval items per cell (95% half-width in points at p=0.5): {sizes}")
     print("plan: " + ", ".join(f"{k} {v} steps ~{plan['minutes'][k]} min" for k, v in plan["steps"].items())
           + f", eval ~{plan['minutes']['eval']} min; total ~{plan['total_minutes']} of {plan['budget_minutes']} min")  # fmt: skip
     if not plan["fits"]:
@@ -349,9 +380,11 @@ def main(
     stages: str = "all",
     budget_minutes: float = 180.0,
     model: str = MODEL,
+    eval_sizes: dict[str, int] = EVAL_SIZES,
 ) -> Path:
+    """Run the chosen stages (see the module doc); return the report's path. `model` and `eval_sizes` are for tests."""
     chosen = parse_stages(stages)
-    study = Study(Path(out), seed, check_external(external), budget_minutes, model)
+    study = Study(Path(out), seed, check_external(external), budget_minutes, model, eval_sizes)
     study.plan()
     print_plan(study.state)
     steps = study.state["plan"]["steps"]

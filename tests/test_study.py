@@ -16,6 +16,8 @@ from cftrain.study import (
     check_external,
     control_steps,
     eval_items,
+    fit_eval_sizes,
+    half_width,
     parse_stages,
     plan_study,
     train_timing,
@@ -81,6 +83,13 @@ def test_plan_from_fake_pilot_timings():
     assert tiny["steps"] == {"sft": 2, "grpo": 2, "control": 12} and not tiny["fits"]
     with pytest.raises(ValueError, match="grpo_s_per_step"):
         plan_study({**pilot, "grpo_s_per_step": 0}, 180, external=True)
+
+
+def test_eval_sizes_shrink_to_fit_with_floors():
+    assert fit_eval_sizes(100.0, 60, external=True) == EVAL_SIZES  # fast: never scaled up
+    slow = fit_eval_sizes(0.5, 60, external=True)  # 1,800 generations for 8,000 wanted: about a quarter
+    assert slow == {"id": 50, "ood": 25, "external": 50, "cladder": 59, "alignment": 16}
+    assert half_width(100) == 9.8 and half_width(400) == 4.9
 
 
 def test_control_steps_match_grpo_seconds():
@@ -151,3 +160,20 @@ def test_report_shows_intervals_and_paired_differences(tmp_path):
     assert "| ood/interventional | 0.0 [0.0, 0.0] (n=100) | 100.0 [100.0, 100.0] (n=100) |" in text
     assert "| if_else/counterfactual | +100.0 [+100.0, +100.0] |" in text
     assert "| cladder | +0.0 [+0.0, +0.0] |" in text
+
+
+@pytest.mark.slow
+def test_study_end_to_end_on_the_micro_model(tmp_path):
+    """Every stage on cftrain:micro with the fewest steps and a few eval items; then a rerun skips every stage."""
+    from cftrain.study import main as study
+
+    sizes = {"id": 2, "ood": 1, "external": 1, "cladder": 1, "alignment": 1}
+    report = study(tmp_path / "s", budget_minutes=0.01, model="cftrain:micro", eval_sizes=sizes)
+    state = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert set(state["stages"]) == {"sft", "grpo", "control", "eval", "report"}
+    assert state["plan"]["steps"]["sft"] == 2 and state["control_steps"] >= 2
+    assert "## Exact match with 95% intervals" in report.read_text()
+    walls = {k: v["wall_s"] for k, v in state["stages"].items() if k in ("sft", "grpo", "control")}
+    study(tmp_path / "s", stages="sft,grpo,control", model="cftrain:micro", eval_sizes=sizes)
+    state = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert {k: state["stages"][k]["wall_s"] for k in walls} == walls  # skipped: nothing re-recorded
