@@ -365,6 +365,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
     demo(args.out, args.minutes, args.seed)
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    from cftrain.study import check_external, parse_stages
+    from cftrain.study import main as study
+
+    _positive("--budget-minutes", args.budget_minutes)
+    with bad_input():
+        parse_stages(args.stages)
+        check_external(args.external)
+    _writable_folder(args.out)
+    with bad_input():  # a study folder of another seed or model, a stage run before the one it needs
+        study(args.out, args.seed, args.external, args.stages, args.budget_minutes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="cftrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -411,6 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=15.0, help="budget on 2 CPU cores; scales the step counts")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=cmd_demo, parser=p)
+
+    p = sub.add_parser("study", help="SmolLM2: base vs SFT vs GRPO vs matched-compute SFT, eval and report, resumable")
+    p.add_argument("--out", default="runs/study", help="output folder (rerun the same command to resume)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--external", metavar="DIR", help="folder with cladder/ and cruxeval/ (the external benchmarks)")
+    p.add_argument("--stages", default="all", help="all, or a comma list of sft,grpo,control,eval,report")
+    p.add_argument("--budget-minutes", type=float, default=180.0, help="whole study on this machine; sizes the steps")
+    p.set_defaults(fn=cmd_study, parser=p)
 
     p = sub.add_parser("merge", help="fold a LoRA adapter into its base model (a plain full checkpoint)")
     p.add_argument("--adapter", required=True, help="adapter folder (e.g. runs/x/final)")

@@ -300,6 +300,81 @@ def sources_table(entries: list[Entry]) -> list[str]:
     return ["## Models", "", *_table(["model", "numbers from", "base model", "adapter", "prompt", "generation"], rows)]
 
 
+# ---------------------------------------------------------------- intervals
+
+
+def _cells(row: dict) -> list[str]:
+    """The table cells a sample row counts in: its suite (external), or family/variant and, OOD, the pooled ood/variant."""
+    if "suite" in row:
+        return [row["suite"]]
+    pooled = [f"ood/{row['variant']}"] if row["family"] in OOD_FAMILIES else []
+    return [f"{row['family']}/{row['variant']}", *pooled]
+
+
+def item_scores(entry: Entry) -> dict[str, dict[str, float]]:
+    """Per cell: item id -> EM (mean over its samples), from the samples.jsonl and external_samples.jsonl beside each
+    of the entry's metrics.json. A later eval of a cell replaces an earlier one, as in `merge_evals`."""
+    scores: dict[str, dict[str, float]] = {}
+    for path in entry.eval_paths:
+        cells: dict[str, dict[str, list[float]]] = {}
+        for name in ("samples.jsonl", "external_samples.jsonl"):
+            if (path.parent / name).is_file():
+                for row in read_jsonl(path.parent / name):
+                    for cell in _cells(row):
+                        cells.setdefault(cell, {}).setdefault(row["id"], []).append(float(row["em"]))
+        scores.update({cell: {i: sum(v) / len(v) for i, v in items.items()} for cell, items in cells.items()})
+    return scores
+
+
+def _cell_order(cell: str) -> tuple[int, int]:
+    groups = [*ID_FAMILIES, *OOD_FAMILIES, "ood", *EXTERNAL_SUITES]
+    group, _, variant = cell.partition("/")
+    rank = groups.index(group) if group in groups else len(groups)
+    return rank, VARIANTS.index(variant) if variant in VARIANTS else 0
+
+
+def interval_tables(entries: list[Entry], n_boot: int = 2000, seed: int = 0) -> list[str]:
+    """EM with a 95% bootstrap interval per model x cell, and each model minus the first on the same items with a
+    paired bootstrap interval, from the eval folders' sample files (cftrain.stats)."""
+    from cftrain.stats import bootstrap_ci, paired_bootstrap
+
+    scored = [(e, s) for e in entries if (s := item_scores(e))]
+    if not scored:
+        return []
+    cells = sorted({c for _, s in scored for c in s}, key=lambda c: (_cell_order(c), c))
+    rows, diffs = [], []
+    (first, base), others = scored[0], scored[1:]
+    for cell in cells:
+        row = [cell]
+        for _, s in scored:
+            values = list(s.get(cell, {}).values())
+            lo, hi = bootstrap_ci(values, n_boot, seed) if values else (None, None)
+            mean = sum(values) / len(values) if values else None
+            row.append("–" if mean is None else f"{_pct(mean)} [{_pct(lo)}, {_pct(hi)}] (n={len(values)})")
+        rows.append(row)
+        diff_row = [cell]
+        for _, s in others:
+            shared = sorted(set(base.get(cell, {})) & set(s.get(cell, {})))
+            if not shared:
+                diff_row.append("–")
+                continue
+            d, lo, hi = paired_bootstrap([base[cell][i] for i in shared], [s[cell][i] for i in shared], n_boot, seed)
+            diff_row.append(f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+        diffs.append(diff_row)
+    lines = [
+        "## Exact match with 95% intervals",
+        "",
+        f"EM % [95% percentile bootstrap over items, {n_boot} resamples] (items). `ood/<variant>` pools the OOD",
+        "families. Then each model minus the first on the items both answered: a paired bootstrap (the same items",
+        "resampled for both), so an interval that excludes 0 is a difference these items support.",
+        "",
+        *_table(["suite", *(e.name for e, _ in scored)], rows),
+    ]
+    if others:
+        lines += _table(["suite", *(f"{e.name} − {first.name}" for e, _ in others)], diffs)
+    return lines
+
+
 # ---------------------------------------------------------------- plots
 
 
@@ -486,6 +561,7 @@ def write_report(folders: list[str | Path], out: str | Path, names: list[str] | 
         if plots[2]:
             lines += ["![pass@k before RL](alignment.png)", ""]
     lines += external_table(entries)
+    lines += interval_tables(entries)
     curves = [(e, plot_curves(e, out / f"curves_{slug(e.name) or 'run'}.png")) for e in entries if e.log]
     if curves:
         lines += ["## Training curves", ""]

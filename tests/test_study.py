@@ -1,0 +1,179 @@
+"""`cftrain study`: its recipes, bad input, the plan from pilot timings, and the bootstrap intervals in the report."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cftrain.cli import main
+from cftrain.recipes import check_run, load_recipe
+from cftrain.report import write_report
+from cftrain.stats import bootstrap_ci, paired_bootstrap
+from cftrain.study import (
+    EVAL_SIZES,
+    RECIPES,
+    STAGE_CAP_MINUTES,
+    check_external,
+    control_steps,
+    eval_items,
+    fit_eval_sizes,
+    half_width,
+    parse_stages,
+    plan_study,
+    train_timing,
+)
+
+
+@pytest.mark.parametrize("name", ["sft", "grpo", "sft_control"])
+def test_study_recipes_parse_and_pass_the_run_checks(name):
+    recipe = load_recipe(RECIPES / f"{name}.yaml", {"model.name_or_path": "cftrain:smollm2"})
+    check_run(recipe, hardware=False)
+    assert recipe.prompt.template == "compact" and recipe.lora.enabled
+    assert (RECIPES / f"{name}.yaml").read_text().startswith("# cftrain train recipes/smollm2-study/")
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--stages", "sft,bogus"], "--stages"),
+        (["--budget-minutes", "0"], "--budget-minutes"),
+        (["--external", "/nonexistent/external"], "--external"),
+    ],
+)
+def test_study_bad_input_is_one_line_exit_2(args, says, tmp_path, capsys):
+    assert main(["study", "--out", str(tmp_path / "s"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_parse_stages_keeps_pipeline_order():
+    assert parse_stages("all") == ["sft", "grpo", "control", "eval", "report"]
+    assert parse_stages("report,sft") == ["sft", "report"]
+    with pytest.raises(ValueError):
+        parse_stages(",")
+
+
+def test_check_external_names_the_missing_file(tmp_path):
+    (tmp_path / "cladder").mkdir()
+    (tmp_path / "cladder" / "cladder-det-counterfactual.json").write_text("[]")
+    with pytest.raises(ValueError, match="cruxeval/cruxeval.jsonl"):
+        check_external(tmp_path)
+    (tmp_path / "cruxeval").mkdir()
+    (tmp_path / "cruxeval" / "cruxeval.jsonl").write_text("")
+    specs = check_external(tmp_path)
+    assert set(specs) == {"cladder", "cruxeval-o", "cruxeval-i"} and check_external(None) == {}
+
+
+def test_plan_from_fake_pilot_timings():
+    pilot = {"sft_s_per_step": 10.0, "grpo_s_per_step": 60.0, "eval_items_per_s": 4.0, "pilot_s": 300.0}
+    plan = plan_study(pilot, 180, external=True)
+    items = eval_items(True)
+    assert items["per_model"] == 2 * 200 + 8 * 100 + 264 + 400 and items["alignment"] == 32 * 17
+    eval_minutes = (4 * items["per_model"] + items["alignment"]) / 4.0 / 60
+    stage = (180 - eval_minutes - 5) / 3
+    assert plan["steps"]["sft"] == int(stage * 60 / 10) and plan["steps"]["grpo"] == int(stage * 60 / 60)
+    assert plan["steps"]["control"] == plan["steps"]["grpo"] * 6  # as long as GRPO, at SFT's pace
+    assert plan["fits"] and plan["total_minutes"] <= 180 and plan["eval_sizes"] == EVAL_SIZES
+    # a large budget: each training stage capped at an hour
+    big = plan_study(pilot, 10_000, external=False)
+    assert big["steps"]["sft"] == STAGE_CAP_MINUTES * 60 / 10 and big["steps"]["grpo"] == STAGE_CAP_MINUTES
+    # a budget the eval alone eats: minimum steps, and the plan says it does not fit
+    tiny = plan_study(pilot, 1, external=True)
+    assert tiny["steps"] == {"sft": 2, "grpo": 2, "control": 12} and not tiny["fits"]
+    with pytest.raises(ValueError, match="grpo_s_per_step"):
+        plan_study({**pilot, "grpo_s_per_step": 0}, 180, external=True)
+
+
+def test_eval_sizes_shrink_to_fit_with_floors():
+    assert fit_eval_sizes(100.0, 60, external=True) == EVAL_SIZES  # fast: never scaled up
+    slow = fit_eval_sizes(0.5, 60, external=True)  # 1,800 generations for 8,000 wanted: about a quarter
+    assert slow == {"id": 50, "ood": 25, "external": 50, "cladder": 59, "alignment": 16}
+    assert half_width(100) == 9.8 and half_width(400) == 4.9
+
+
+def test_control_steps_match_grpo_seconds():
+    assert control_steps(3600.0, 12.0) == 300
+    assert control_steps(1.0, 12.0) == 2  # never fewer than two steps
+    with pytest.raises(ValueError):
+        control_steps(0.0, 12.0)
+
+
+def test_train_timing_sums_launches_and_skips_downtime(tmp_path):
+    rows = [
+        {"step": 0, "time": 100.0, "event": "start"},
+        {"step": 1, "time": 130.0, "loss": 1.0},  # 30 s: loading + the first step
+        {"step": 2, "time": 140.0, "loss": 1.0},
+        {"step": 3, "time": 150.0, "loss": 1.0},
+        {"step": 3, "time": 1000.0, "event": "start"},  # resumed after a long interruption
+        {"step": 4, "time": 1020.0, "loss": 1.0},
+        {"step": 5, "time": 1030.0, "loss": 1.0},
+    ]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    timing = train_timing(path)
+    assert timing == {"seconds": 80.0, "steps": 5, "s_per_step": 16.0, "steady_s_per_step": 10.0}
+
+
+def test_bootstrap_ci_on_hand_made_numbers():
+    assert bootstrap_ci([1.0] * 50) == (1.0, 1.0)
+    assert bootstrap_ci([0.0] * 7) == (0.0, 0.0)
+    half = [0.0, 1.0] * 50
+    lo, hi = bootstrap_ci(half, seed=3)
+    assert (lo, hi) == bootstrap_ci(half, seed=3)  # deterministic for a seed
+    assert 0.38 < lo < 0.42 and 0.58 < hi < 0.62  # binomial: 0.5 +- 1.96 * 0.05
+    with pytest.raises(ValueError):
+        bootstrap_ci([])
+
+
+def test_paired_bootstrap_on_hand_made_numbers():
+    a = [0.0, 1.0] * 50
+    assert paired_bootstrap(a, a) == (0.0, 0.0, 0.0)
+    assert paired_bootstrap(a, [1.0] * 100)[0] == 0.5  # b right wherever a is, and on 50 more items
+    d, lo, hi = paired_bootstrap([0.0] * 100, [1.0] * 100)
+    assert (d, lo, hi) == (1.0, 1.0, 1.0)
+    # a wins 10 items and loses 0: the paired interval excludes 0; unpaired ones of 0.5 vs 0.6 would overlap
+    b = [1.0] * 10 + a[10:]
+    d, lo, hi = paired_bootstrap(a, b)
+    assert d == pytest.approx(0.05) and lo > 0
+    with pytest.raises(ValueError, match="pair"):
+        paired_bootstrap([1.0], [1.0, 0.0])
+
+
+def _eval_folder(folder: Path, ems: list[float], cladder: list[float]) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {}}))
+    rows = [{"id": f"i{k}", "family": "if_else", "variant": "counterfactual", "em": em} for k, em in enumerate(ems)]
+    rows += [{"id": f"w{k}", "family": "while", "variant": "interventional", "em": em} for k, em in enumerate(ems)]
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    external = [{"id": f"c{k}", "suite": "cladder", "em": em} for k, em in enumerate(cladder)]
+    (folder / "external_samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in external))
+    return folder
+
+
+def test_report_shows_intervals_and_paired_differences(tmp_path):
+    base = _eval_folder(tmp_path / "base" / "eval_id", [0.0] * 100, [1.0] * 20)
+    tuned = _eval_folder(tmp_path / "sft" / "eval_id", [1.0] * 100, [1.0] * 20)
+    text = write_report([base.parent, tuned.parent], tmp_path / "report", ["base", "sft"]).read_text()
+    assert "## Exact match with 95% intervals" in text
+    assert "| if_else/counterfactual | 0.0 [0.0, 0.0] (n=100) | 100.0 [100.0, 100.0] (n=100) |" in text
+    assert "| ood/interventional | 0.0 [0.0, 0.0] (n=100) | 100.0 [100.0, 100.0] (n=100) |" in text
+    assert "| if_else/counterfactual | +100.0 [+100.0, +100.0] |" in text
+    assert "| cladder | +0.0 [+0.0, +0.0] |" in text
+
+
+@pytest.mark.slow
+def test_study_end_to_end_on_the_micro_model(tmp_path):
+    """Every stage on cftrain:micro with the fewest steps and a few eval items; then a rerun skips every stage."""
+    from cftrain.study import main as study
+
+    sizes = {"id": 2, "ood": 1, "external": 1, "cladder": 1, "alignment": 1}
+    report = study(tmp_path / "s", budget_minutes=0.01, model="cftrain:micro", eval_sizes=sizes)
+    state = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert set(state["stages"]) == {"sft", "grpo", "control", "eval", "report"}
+    assert state["plan"]["steps"]["sft"] == 2 and state["control_steps"] >= 2
+    assert "## Exact match with 95% intervals" in report.read_text()
+    walls = {k: v["wall_s"] for k, v in state["stages"].items() if k in ("sft", "grpo", "control")}
+    study(tmp_path / "s", stages="sft,grpo,control", model="cftrain:micro", eval_sizes=sizes)
+    state = json.loads((tmp_path / "s" / "study.json").read_text())
+    assert {k: state["stages"][k]["wall_s"] for k in walls} == walls  # skipped: nothing re-recorded
