@@ -213,7 +213,11 @@ def resolve_model(name_or_path: str) -> str:
     if not name_or_path.startswith("cftrain:"):
         return name_or_path
     name = name_or_path.removeprefix("cftrain:")
+    folder = f"{name}-{CACHE_VERSION}"
     if name in TINY_SIZES:
+        from cftrain.problems.base import GENERATOR_VERSION
+
+        folder += f"-gen{GENERATOR_VERSION}"  # the tokenizer is trained on generated text: new items, new model
 
         def build(out_dir: Path) -> Path:
             return build_tiny_model(out_dir, default_corpus(), size=name)
@@ -223,7 +227,7 @@ def resolve_model(name_or_path: str) -> str:
     else:
         known = ", ".join(f"cftrain:{n}" for n in [*TINY_SIZES, "smollm2"])
         raise ValueError(f"unknown model {name_or_path!r}; the embedded models are {known}")
-    return str(_build_once(cftrain_home() / "models" / f"{name}-{CACHE_VERSION}", build))
+    return str(_build_once(cftrain_home() / "models" / folder, build))
 
 
 EMBEDDED = (*TINY_SIZES, "smollm2")
