@@ -272,6 +272,12 @@ CASES = [
     ("train-no-data", T, "recipe_no_data"),
     ("train-knobs-dry", TD, "recipe_knobs"),
     ("train-knobs", T, "recipe_knobs"),
+    # ---- study (each is refused before any model is built or any folder written)
+    ("study-stages", ["study", "--out", "{tmp}/s", "--stages", "sft,nope"], None),
+    ("study-budget-zero", ["study", "--out", "{tmp}/s", "--budget-minutes", "0"], None),
+    ("study-budget-nan", ["study", "--out", "{tmp}/s", "--budget-minutes", "nan"], None),
+    ("study-external-missing", ["study", "--out", "{tmp}/s", "--external", "{tmp}/nope"], None),
+    ("study-out-file", ["study", "--out", "{tmp}/file.txt"], "file"),
     # ---- eval
     ("eval-no-model", ["eval"], None),
     ("eval-model-bogus", ["eval", "--model", "cftrain:bogus", "--out", "{tmp}/ev_out"], None),

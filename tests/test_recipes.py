@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, write_recipe
 
-from cftrain.recipes import Recipe, _build, load_recipe, parse_overrides, trainer_config
+from cftrain.recipes import Recipe, build, load_recipe, parse_overrides, trainer_config
 
 SHIPPED = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if p.parent.name != "accelerate")
 BASE = {"method": "grpo", "model": {"name_or_path": "cftrain:micro"}, "output_dir": "runs/x",
@@ -97,10 +97,10 @@ def test_cli_exit_2_without_traceback_and_dry_run(tmp_path):
 def test_cpu_runs_turn_off_trl_gpu_defaults_unless_the_recipe_sets_them(tmp_path):
     # TRL defaults to bf16 autocast and activation checkpointing; on CPU both cost time and buy nothing here.
     base = {"method": "sft", "model": {"name_or_path": "cftrain:micro"}, "output_dir": str(tmp_path)}
-    args = trainer_config(_build(Recipe, {**base, "trainer": {"use_cpu": True}}, ""))
+    args = trainer_config(build(Recipe, {**base, "trainer": {"use_cpu": True}}, ""))
     assert args.bf16 is False and args.activation_checkpointing is False and args.gradient_checkpointing is False
     explicit = {"use_cpu": True, "bf16": True, "gradient_checkpointing": True}
-    args = trainer_config(_build(Recipe, {**base, "trainer": explicit}, ""))
+    args = trainer_config(build(Recipe, {**base, "trainer": explicit}, ""))
     assert args.bf16 is True and args.activation_checkpointing is True
 
 
@@ -113,7 +113,7 @@ def test_use_vllm_without_vllm_is_a_one_line_error_before_the_run(tmp_path):
         pytest.skip("vLLM is installed here")
     raw = {"method": "grpo", "model": {"name_or_path": "cftrain:micro"}, "output_dir": str(tmp_path),
            "data": {"train": [{"family": "if_else", "n": 2}]}, "trainer": {"use_vllm": True}}  # fmt: skip
-    recipe = _build(Recipe, raw, "")
+    recipe = build(Recipe, raw, "")
     check_run(recipe, hardware=False)  # a GPU recipe still validates on a laptop (--dry-run)
     with pytest.raises(ValueError, match=r"^trainer.use_vllm: vLLM is not installed"):
         check_run(recipe)
