@@ -99,18 +99,18 @@ def test_chat_template_masks_the_assistant_turn(micro_dir):
 
 @pytest.mark.train
 def test_resolve_model_builds_once_and_reuses(tmp_path, monkeypatch):
+    from cftrain.problems.base import GENERATOR_VERSION
+
     monkeypatch.setenv("CFTRAIN_HOME", str(tmp_path))
+    folder = f"micro-{models.CACHE_VERSION}-gen{GENERATOR_VERSION}"  # a new generator means a new tokenizer corpus
     path = models.resolve_model("cftrain:micro")
-    assert path == str(tmp_path / "models" / f"micro-{models.CACHE_VERSION}")
-    mtime = (tmp_path / "models" / f"micro-{models.CACHE_VERSION}" / "model.safetensors").stat().st_mtime_ns
+    assert path == str(tmp_path / "models" / folder)
+    mtime = (tmp_path / "models" / folder / "model.safetensors").stat().st_mtime_ns
 
     monkeypatch.setattr(models, "build_tiny_model", lambda *a, **k: pytest.fail("rebuilt a cached model"))
     assert models.resolve_model("cftrain:micro") == path
-    assert (tmp_path / "models" / f"micro-{models.CACHE_VERSION}" / "model.safetensors").stat().st_mtime_ns == mtime
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
-        f".micro-{models.CACHE_VERSION}.lock",
-        f"micro-{models.CACHE_VERSION}",
-    ]
+    assert (tmp_path / "models" / folder / "model.safetensors").stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [f".{folder}.lock", folder]
 
 
 def test_build_once_is_race_safe(tmp_path):
