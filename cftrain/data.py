@@ -273,7 +273,8 @@ def sft_target(record: Mapping) -> str:
 
 
 def to_dataset(records: list[Mapping], prompt: PromptConfig, with_rationale: bool = False):
-    """A `datasets.Dataset` with `prompt` plus the columns rewards need, and with `with_rationale` a `completion`:
+    """A `datasets.Dataset` with `prompt` and the answer columns; for RL (no `with_rationale`) the `truth` the step
+    rewards read; with `with_rationale` a `completion`:
     the `<answer>` line alone for an answer-only record (`target: answer`), else the record's verified teacher `trace`
     when it has one (see `cftrain distill`), else the gold rationale."""
     from datasets import Dataset
@@ -284,8 +285,9 @@ def to_dataset(records: list[Mapping], prompt: PromptConfig, with_rationale: boo
         "variant": [r["variant"] for r in records],
         "answer": [list(r["answer"]) for r in records],
         "prompt": [build_prompt(r, prompt) for r in records],
-        "truth": [json.dumps(step_truth(r)) for r in records],  # what the step rewards check (cftrain.steps)
     }
     if with_rationale:
         rows["completion"] = [build_completion(sft_target(r), prompt) for r in records]
+    else:  # RL: what the step rewards check (cftrain.steps); SFT reads no reward, so it skips running every program
+        rows["truth"] = [json.dumps(step_truth(r)) for r in records]
     return Dataset.from_dict(rows)
