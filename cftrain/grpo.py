@@ -10,7 +10,10 @@ TRL does not refill the batch with new groups as DAPO does; the fraction dropped
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+from transformers import TrainerCallback
 
 from cftrain.data import to_dataset
 from cftrain.hooks import EvalHook
@@ -40,7 +43,8 @@ def dynamic_sampling(trainer_cls: type) -> type:
     return DynamicSampling
 
 
-def main(recipe: Recipe, resume: bool = True) -> Path:
+def main(recipe: Recipe, resume: bool = True, callbacks: Sequence[TrainerCallback] = ()) -> Path:
+    """Train, resuming from the last checkpoint in output_dir if any; `callbacks` are added to the run's own."""
     from trl import GRPOTrainer, RLOOTrainer
 
     # ---- config, run folder, data
@@ -65,7 +69,12 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=lora_config(recipe),
-        callbacks=[MetricsLogger(run.dir / "metrics.jsonl", run.resume_from), RecipeInCheckpoints(run.dir), hook],
+        callbacks=[
+            MetricsLogger(run.dir / "metrics.jsonl", run.resume_from),
+            RecipeInCheckpoints(run.dir),
+            hook,
+            *callbacks,
+        ],
     )
     hook.attach(trainer)
 

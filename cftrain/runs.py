@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,9 @@ def _wait_for(path: Path, timeout: float = 600.0) -> None:
 
 
 class MetricsLogger(TrainerCallback):
-    """Append every log to <output_dir>/metrics.jsonl on the main process, after a `start` line per launch."""
+    """Append every log to <output_dir>/metrics.jsonl on the main process, after a `start` line per launch. Each line
+    has the wall `time` and `cpu_s`, this process's CPU seconds (all threads) since it started: the compute a stage
+    used, unchanged by pauses or by other jobs sharing the cores (the study matches its control on it)."""
 
     def __init__(self, path: str | Path, resumed_from: str | None = None) -> None:
         self.path = Path(path)
@@ -99,12 +102,16 @@ class MetricsLogger(TrainerCallback):
         if state.is_world_process_zero:
             start = {"event": "start", "world_size": args.world_size, "resumed_from": self.resumed_from}
             with self.path.open("a") as f:
-                f.write(json.dumps({"step": state.global_step, "time": time.time(), **start}) + "\n")
+                f.write(json.dumps({"step": state.global_step, **_clocks(), **start}) + "\n")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
             with self.path.open("a") as f:
-                f.write(json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n")
+                f.write(json.dumps({"step": state.global_step, **_clocks(), **logs}) + "\n")
+
+
+def _clocks() -> dict[str, float]:
+    return {"time": time.time(), "cpu_s": round(time.process_time(), 3)}
 
 
 class RecipeInCheckpoints(TrainerCallback):
@@ -118,6 +125,75 @@ class RecipeInCheckpoints(TrainerCallback):
             checkpoint = self.run_dir / f"checkpoint-{state.global_step}"
             if checkpoint.is_dir():
                 shutil.copyfile(self.run_dir / "recipe.yaml", checkpoint / "recipe.yaml")
+
+
+class Deadline(TrainerCallback):
+    """A wall-clock budget for one training run: after `probe` timed steps (the first step warms up and is not
+    timed) it plans as many of the run's steps as fit before `deadline` (a `time.time()`), prints the plan, and
+    rescales the learning-rate schedule to the planned length, so a reduced plan is a shorter run of the same
+    schedule rather than a cut-off one. Past the deadline it stops at the next step whatever the plan said.
+    `planned`, `s_per_step` and `steps_run` are read after training."""
+
+    def __init__(
+        self, deadline: float, name: str, probe: int = 5, min_steps: int = 2, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.deadline, self.name, self.probe, self.min_steps, self.clock = deadline, name, probe, min_steps, clock
+        self.full: int | None = None
+        self.planned: int | None = None
+        self.s_per_step: float | None = None
+        self.steps_run = 0
+        self.stopped_at_deadline = False
+        self._timer: tuple[int, float] | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.full = self.planned = state.max_steps
+
+    def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
+        now, step = self.clock(), state.global_step
+        self.steps_run = step
+        if self._timer is None:  # the end of the warm-up step starts the clock
+            self._timer = (step, now)
+        elif self.s_per_step is None and step - self._timer[0] >= self.probe:
+            self.s_per_step = (now - self._timer[1]) / (step - self._timer[0])
+            fit = step + int(max(0.0, self.deadline - now) / self.s_per_step)
+            self.planned = min(self.full, max(fit, self.min_steps))
+            if self.planned < self.full:
+                _rescale_schedule(lr_scheduler, args, self.planned)
+                state.max_steps = self.planned
+            self.announce()
+        if step >= (self.planned or self.full) or (self.s_per_step is not None and now > self.deadline):
+            self.stopped_at_deadline = step < (self.planned or self.full)
+            control.should_training_stop = True
+        return control
+
+    def announce(self) -> None:
+        minutes = self.planned * self.s_per_step / 60
+        note = "" if self.planned == self.full else f" (reduced from {self.full} to fit the budget)"
+        print(f"{self.name}: {self.planned} steps planned{note}, ~{minutes:.1f} min at {self.s_per_step:.2f} s/step",
+              flush=True)  # fmt: skip
+
+    def summary(self) -> dict:
+        """What ran, for a run's summary: steps run, planned and in the recipe, and the measured s/step."""
+        return {"steps_run": self.steps_run, "steps_planned": self.planned, "steps_full": self.full,
+                "s_per_step": None if self.s_per_step is None else round(self.s_per_step, 3),
+                "stopped_at_deadline": self.stopped_at_deadline}  # fmt: skip
+
+
+def _rescale_schedule(scheduler, args, steps: int) -> None:
+    """Point a LambdaLR schedule (linear, cosine, constant with warm-up: the Trainer's) at a new total length, keeping
+    the step it is at; other schedulers keep their own length."""
+    from torch.optim.lr_scheduler import LambdaLR
+    from transformers import get_scheduler
+
+    if not isinstance(scheduler, LambdaLR):
+        return
+    optimizer = scheduler.optimizer
+    fresh = get_scheduler(args.lr_scheduler_type, optimizer, args.get_warmup_steps(steps), steps,
+                          scheduler_specific_kwargs=args.lr_scheduler_kwargs or {})  # fmt: skip
+    scheduler.lr_lambdas = fresh.lr_lambdas
+    for group, base, lr_lambda in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * lr_lambda(scheduler.last_epoch)  # the fresh scheduler set step 0's rate: undo that
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def lora_config(recipe: Recipe):

@@ -6,8 +6,11 @@ accelerate launch --config_file recipes/accelerate/ddp.yaml -m cftrain train rec
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
 
 from cftrain.data import to_dataset
 from cftrain.hooks import EvalHook
@@ -24,14 +27,15 @@ from cftrain.runs import (
 )
 
 
-def main(recipe: Recipe, resume: bool = True) -> Path:
-    trainer, run = build(recipe, resume)
+def main(recipe: Recipe, resume: bool = True, callbacks: Sequence[TrainerCallback] = ()) -> Path:
+    """Train, resuming from the last checkpoint in output_dir if any; `callbacks` are added to the run's own."""
+    trainer, run = build(recipe, resume, callbacks)
     # ---- train (resuming from the last checkpoint in output_dir, if any) and save
     trainer.train(resume_from_checkpoint=run.resume_from)
     return save_final(trainer, run)
 
 
-def build(recipe: Recipe, resume: bool = True) -> tuple[Any, Run]:
+def build(recipe: Recipe, resume: bool = True, callbacks: Sequence[TrainerCallback] = ()) -> tuple[Any, Run]:
     """The SFTTrainer `main` trains, and its run folder (scripts/bench_train.py times its steps)."""
     from trl import SFTTrainer
 
@@ -53,7 +57,12 @@ def build(recipe: Recipe, resume: bool = True) -> tuple[Any, Run]:
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=lora_config(recipe),
-        callbacks=[MetricsLogger(run.dir / "metrics.jsonl", run.resume_from), RecipeInCheckpoints(run.dir), hook],
+        callbacks=[
+            MetricsLogger(run.dir / "metrics.jsonl", run.resume_from),
+            RecipeInCheckpoints(run.dir),
+            hook,
+            *callbacks,
+        ],
     )
     hook.attach(trainer)
     return trainer, run

@@ -10,8 +10,9 @@ out of distribution and on external benchmarks, with resume. The stages are the 
            is written to `<out>/study.json` once; a rerun reuses it (a resumed stage keeps its step count).
 2. sft     LoRA SFT on programmatic rationales for if_else (train structures); merged to `sft/merged`.
 3. grpo    GRPO from `sft/merged` on if_else counterfactual answers (new items).
-4. control SFT from `sft/merged` on new rationale items for as long as GRPO took: max_steps = measured GRPO training
-           seconds / measured SFT seconds per step. SFT + control = SFT + GRPO in wall time on this machine.
+4. control SFT from `sft/merged` on new rationale items for as much compute as GRPO took: max_steps = GRPO's training
+           CPU seconds / SFT's CPU seconds per step (both from their metrics.jsonl; CPU time, not wall time, so
+           pausing the study or sharing the cores does not change it). SFT + control = SFT + GRPO in compute.
 5. eval    base, sft, grpo, control on the frozen suites (ID if_else: held-out structures; every OOD family),
            counterfactual and interventional, and the external suites when `--external DIR` holds
            `cladder/cladder-det-counterfactual.json` and `cruxeval/cruxeval.jsonl`; plus the pass@k alignment
@@ -146,7 +147,9 @@ def control_steps(grpo_train_s: float, sft_s_per_step: float) -> int:
 def train_timing(metrics_jsonl: str | Path) -> dict[str, float]:
     """Training seconds and steps of a run from its metrics.jsonl: per launch, last log time - start time, summed
     (a resumed run does not count the time it was down). `s_per_step` is seconds / steps; `steady_s_per_step` leaves
-    out the first logged step of the last launch (model loading, warm-up), for the pilot's few steps."""
+    out the first logged step of the last launch (model loading, warm-up), for the pilot's few steps. `cpu_s` is the
+    same span in CPU seconds of the training process (None for logs written before cftrain logged it): unlike wall
+    time it does not grow when the run is paused or shares the cores with other jobs."""
     rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
     launches: list[list[dict]] = []
     for row in (r for r in rows if "time" in r and "step" in r):
@@ -157,12 +160,16 @@ def train_timing(metrics_jsonl: str | Path) -> dict[str, float]:
         raise ValueError(f"{metrics_jsonl}: no timed training steps")
     seconds = sum(rows_[-1]["time"] - rows_[0]["time"] for rows_ in launches)
     steps = max(rows_[-1]["step"] for rows_ in launches)
+    cpu = None
+    if all("cpu_s" in r for rows_ in launches for r in rows_):
+        cpu = round(sum(rows_[-1]["cpu_s"] - rows_[0]["cpu_s"] for rows_ in launches), 2)
     logged = [r for r in launches[-1] if r.get("event") != "start"]
     steady = seconds / steps
     if len(logged) >= 2 and logged[-1]["step"] > logged[0]["step"]:
         steady = (logged[-1]["time"] - logged[0]["time"]) / (logged[-1]["step"] - logged[0]["step"])
     return {"seconds": round(seconds, 2), "steps": steps, "s_per_step": round(seconds / steps, 3),
-            "steady_s_per_step": round(steady, 3)}  # fmt: skip
+            "steady_s_per_step": round(steady, 3), "cpu_s": cpu,
+            "cpu_s_per_step": None if cpu is None else round(cpu / steps, 3)}  # fmt: skip
 
 
 def check_external(folder: str | Path | None) -> dict[str, str]:
@@ -297,9 +304,11 @@ class Study:
         grpo_log, sft_log = self.out / "grpo" / "metrics.jsonl", self.out / "sft" / "metrics.jsonl"
         if not (self.out / "grpo" / "final").is_dir():
             raise ValueError(f"{self.out / 'grpo' / 'final'} is missing: the control's length is GRPO's time")
-        grpo_s, sft = train_timing(grpo_log)["seconds"], train_timing(sft_log)
-        self.state["control_steps"] = control_steps(grpo_s, sft["s_per_step"])
-        self.state["control_basis"] = {"grpo_train_s": grpo_s, "sft_s_per_step": sft["s_per_step"]}
+        grpo, sft = train_timing(grpo_log), train_timing(sft_log)
+        clock = "cpu_s" if grpo["cpu_s"] and sft["cpu_s"] else "seconds"  # CPU seconds: robust to a shared machine
+        per_step = sft["cpu_s_per_step"] if clock == "cpu_s" else sft["s_per_step"]
+        self.state["control_steps"] = control_steps(grpo[clock], per_step)
+        self.state["control_basis"] = {"clock": clock, "grpo_train": grpo[clock], "sft_per_step": per_step}
         self.save()
         return self.state["control_steps"]
 

@@ -112,7 +112,22 @@ def test_train_timing_sums_launches_and_skips_downtime(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     timing = train_timing(path)
-    assert timing == {"seconds": 80.0, "steps": 5, "s_per_step": 16.0, "steady_s_per_step": 10.0}
+    assert timing == {"seconds": 80.0, "steps": 5, "s_per_step": 16.0, "steady_s_per_step": 10.0, "cpu_s": None,
+                      "cpu_s_per_step": None}  # fmt: skip
+
+
+def test_train_timing_counts_cpu_seconds_that_a_pause_does_not_inflate(tmp_path):
+    # One launch, paused (SIGSTOP) for 1000 s between steps 2 and 3: wall time counts the pause, CPU time does not
+    rows = [
+        {"step": 0, "time": 100.0, "cpu_s": 50.0, "event": "start"},
+        {"step": 1, "time": 110.0, "cpu_s": 70.0, "loss": 1.0},
+        {"step": 2, "time": 120.0, "cpu_s": 90.0, "loss": 1.0},
+        {"step": 3, "time": 1130.0, "cpu_s": 110.0, "loss": 1.0},
+    ]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    timing = train_timing(path)
+    assert timing["seconds"] == 1030.0 and timing["cpu_s"] == 60.0 and timing["cpu_s_per_step"] == 20.0
 
 
 def test_bootstrap_ci_on_hand_made_numbers():
