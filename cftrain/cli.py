@@ -221,7 +221,7 @@ def _started(metrics: Path, size_before: int) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from cftrain.recipes import check_run, load_recipe, parse_overrides, recipe_dict
+    from cftrain.recipes import check_run, load_recipe, parse_overrides, recipe_dict, train_function
 
     with bad_input():
         recipe = load_recipe(args.recipe, parse_overrides(args.overrides))
@@ -238,12 +238,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             train = [r for s in recipe.data.train for r in s.records("train")]
         print(yaml.safe_dump({"data_manifest": {"train": counts(train)}}, sort_keys=False), end="")
         return
-    if recipe.method == "sft":
-        from cftrain.sft import main as train
-    elif recipe.method == "ppo":
-        from cftrain.ppo import main as train
-    else:
-        from cftrain.grpo import main as train
+    train = train_function(recipe.method)
     created = not out.exists()
     metrics = out / "metrics.jsonl"
     size_before = metrics.stat().st_size if metrics.exists() else 0

@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 from cftrain.data import to_dataset
 from cftrain.hooks import EvalHook
 from cftrain.models import load_tokenizer, plain_checkpoint
-from cftrain.recipes import Recipe, resolve_reward, trainer_config
+from cftrain.recipes import METHODS, Recipe, resolve_reward, trainer_config
 from cftrain.runs import MetricsLogger, RecipeInCheckpoints, lora_config, model_init_kwargs, prepare_run, save_final
 
 
@@ -45,7 +45,7 @@ def dynamic_sampling(trainer_cls: type) -> type:
 
 def main(recipe: Recipe, resume: bool = True, callbacks: Sequence[TrainerCallback] = ()) -> Path:
     """Train, resuming from the last checkpoint in output_dir if any; `callbacks` are added to the run's own."""
-    from trl import GRPOTrainer, RLOOTrainer
+    import trl
 
     # ---- config, run folder, data
     args = trainer_config(recipe)
@@ -58,7 +58,7 @@ def main(recipe: Recipe, resume: bool = True, callbacks: Sequence[TrainerCallbac
     args.model_init_kwargs = model_init_kwargs(recipe)
 
     # ---- trainer
-    trainer_cls = RLOOTrainer if recipe.method == "rloo" else GRPOTrainer
+    trainer_cls = getattr(trl, METHODS[recipe.method].trainer)
     if recipe.dynamic_sampling:
         trainer_cls = dynamic_sampling(trainer_cls)
     hook = EvalHook(recipe.eval, recipe.prompt)

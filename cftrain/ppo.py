@@ -38,7 +38,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ from cftrain.data import to_dataset
 from cftrain.hooks import EvalHook
 from cftrain.models import load_tokenizer, plain_checkpoint
 from cftrain.recipes import PPOSettings, Recipe, recipe_dict, resolve_reward, trainer_config
-from cftrain.runs import lora_config, model_init_kwargs, prepare_run
+from cftrain.runs import append_metrics, lora_config, model_init_kwargs, prepare_run, save_alongside
 
 POLICY, CRITIC = "default", "critic"  # PEFT saves the "default" adapter at the top level of a folder
 
@@ -440,8 +439,7 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
 
     def log(step: int, logs: dict) -> None:
         if accelerator.is_main_process and logs:
-            with (run.dir / "metrics.jsonl").open("a") as f:
-                f.write(json.dumps({"step": step, "time": time.time(), **logs}) + "\n")
+            append_metrics(run.dir / "metrics.jsonl", step, logs)
             if wandb is not None and "event" not in logs:
                 wandb.log(logs, step=step)
 
@@ -449,8 +447,7 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
         accelerator.save_state(str(folder), **save_kwargs)  # every process: optimizer, RNG, trainable weights
         if accelerator.is_main_process:
             save_models(unwrapped, folder)
-            tokenizer.save_pretrained(folder)
-            shutil.copyfile(run.dir / "recipe.yaml", folder / "recipe.yaml")
+            save_alongside(folder, tokenizer, run.dir)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:  # written last: runs.last_checkpoint skips a folder without it
             (folder / "trainer_state.json").write_text(json.dumps({"step": step, "kl_coef": kl_ctl.value}) + "\n")
@@ -494,8 +491,7 @@ def main(recipe: Recipe, resume: bool = True) -> Path:
     final = run.dir / "final"
     if accelerator.is_main_process:
         save_models(unwrapped, final, with_critic=False)
-        tokenizer.save_pretrained(final)
-        shutil.copyfile(run.dir / "recipe.yaml", final / "recipe.yaml")
+        save_alongside(final, tokenizer, run.dir)
         if wandb is not None:
             wandb.finish()
     accelerator.wait_for_everyone()

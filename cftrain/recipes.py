@@ -31,7 +31,30 @@ from cftrain.problems.base import check_probability
 from cftrain.prompts import PromptConfig
 from cftrain.rewards import REWARDS
 
-METHODS = ("sft", "grpo", "rloo", "ppo")
+
+@dataclass(frozen=True)
+class Method:
+    """How a recipe's `method` trains: the cftrain module whose `main(recipe, resume)` runs it, the TRL config
+    class its `trainer:` block builds (None: the `ppo:` block builds PPOSettings) and the TRL trainer class."""
+
+    module: str
+    config: str | None
+    trainer: str | None
+    rewards: bool  # reads `rewards:` (every RL method)
+
+
+# The one table of methods: adding a method is a row here (and its module, if it is new).
+METHODS = {
+    "sft": Method("cftrain.sft", "SFTConfig", "SFTTrainer", rewards=False),
+    "grpo": Method("cftrain.grpo", "GRPOConfig", "GRPOTrainer", rewards=True),
+    "rloo": Method("cftrain.grpo", "RLOOConfig", "RLOOTrainer", rewards=True),
+    "ppo": Method("cftrain.ppo", None, None, rewards=True),
+}
+
+
+def train_function(method: str):
+    """The `main(recipe, resume=True)` that trains `method`."""
+    return importlib.import_module(METHODS[method].module).main
 
 
 @dataclass
@@ -188,11 +211,11 @@ class Recipe:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
         for name in self.rewards:
             resolve_reward(name)
-        if self.method != "sft" and "answer" not in self.rewards:
+        if METHODS[self.method].rewards and "answer" not in self.rewards:
             raise ValueError("rewards must include `answer` for RL methods")
-        if self.method == "ppo" and self.trainer:
+        if METHODS[self.method].config is None and self.trainer:
             raise ValueError("trainer: method ppo is configured in the `ppo:` block; leave `trainer:` empty")
-        if self.method != "ppo" and self.ppo:
+        if METHODS[self.method].config is not None and self.ppo:
             raise ValueError(f"ppo: only method ppo reads the `ppo:` block; method is {self.method}")
 
 
@@ -462,7 +485,6 @@ def save_recipe(recipe: Recipe, path: str | Path) -> None:
 
 # ---------------------------------------------------------------- TRL configs
 
-_TRL_CONFIGS = {"sft": "SFTConfig", "grpo": "GRPOConfig", "rloo": "RLOOConfig"}
 # Fields cftrain sets itself from other blocks; setting them in `trainer:` would be silently overwritten.
 _OWNED = {"output_dir": "output_dir", "seed": "seed", "report_to": "logging.wandb", "reward_weights": "rewards"}
 
@@ -505,22 +527,23 @@ def trainer_config(recipe: Recipe, hardware: bool = True):
     With `hardware=False` the fields are validated without checking this machine can run them (a bf16 GPU
     recipe still parses on a CPU laptop); training uses `hardware=True`.
     """
-    if recipe.method == "ppo":
+    method = METHODS[recipe.method]
+    if method.config is None:
         return build(PPOSettings, recipe.ppo, "ppo")
     import trl
 
-    cls = getattr(trl, _TRL_CONFIGS[recipe.method])
+    cls = getattr(trl, method.config)
     trainer = _trainer_values(cls, recipe.trainer)
     kwargs = {
         "output_dir": recipe.output_dir,
         "seed": recipe.seed,
         "report_to": ["wandb"] if recipe.logging.wandb and recipe.logging.mode != "disabled" else [],
     }
-    if recipe.method != "sft":
+    if method.rewards:
         kwargs["reward_weights"] = list(recipe.rewards.values())
     if not hardware:
         kwargs.update(bf16=False, fp16=False)
-        if recipe.method != "sft":
+        if method.rewards:
             kwargs["use_vllm"] = False
     elif _on_cpu(trainer):
         kwargs.update(_cpu_defaults(trainer))

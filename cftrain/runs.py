@@ -101,17 +101,17 @@ class MetricsLogger(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             start = {"event": "start", "world_size": args.world_size, "resumed_from": self.resumed_from}
-            with self.path.open("a") as f:
-                f.write(json.dumps({"step": state.global_step, **_clocks(), **start}) + "\n")
+            append_metrics(self.path, state.global_step, start)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
-            with self.path.open("a") as f:
-                f.write(json.dumps({"step": state.global_step, **_clocks(), **logs}) + "\n")
+            append_metrics(self.path, state.global_step, logs)
 
 
-def _clocks() -> dict[str, float]:
-    return {"time": time.time(), "cpu_s": round(time.process_time(), 3)}
+def append_metrics(path: Path, step: int, logs: dict) -> None:
+    """One line of metrics.jsonl: the step, the wall and CPU clocks, and `logs` (PPO's loop writes it too)."""
+    with path.open("a") as f:
+        f.write(json.dumps({"step": step, "time": time.time(), "cpu_s": round(time.process_time(), 3), **logs}) + "\n")
 
 
 class RecipeInCheckpoints(TrainerCallback):
@@ -224,6 +224,11 @@ def save_final(trainer, run: Run) -> Path:
     final = run.dir / "final"
     trainer.save_model(str(final))
     if trainer.accelerator.is_main_process:
-        trainer.processing_class.save_pretrained(str(final))
-        shutil.copyfile(run.dir / "recipe.yaml", final / "recipe.yaml")
+        save_alongside(final, trainer.processing_class, run.dir)
     return final
+
+
+def save_alongside(folder: Path, tokenizer, run_dir: Path) -> None:
+    """What every checkpoint and final folder holds next to the weights: the tokenizer and the run's recipe."""
+    tokenizer.save_pretrained(str(folder))
+    shutil.copyfile(run_dir / "recipe.yaml", folder / "recipe.yaml")

@@ -272,14 +272,14 @@ class Study:
     # ---- training stages
 
     def train(self, stage: str, recipe: Recipe) -> Path:
-        from cftrain import grpo, sft
+        from cftrain.recipes import train_function
 
         final = Path(recipe.output_dir) / "final"
         if final.is_dir():
             print(f"{stage}: {final} exists, skipped", flush=True)
             return final
         started = _banner(f"{stage}: {recipe.method} for {recipe.trainer['max_steps']} steps -> {recipe.output_dir}")
-        (sft if recipe.method == "sft" else grpo).main(recipe, resume=True)
+        train_function(recipe.method)(recipe, resume=True)
         timing = train_timing(Path(recipe.output_dir) / "metrics.jsonl")
         self.record(stage, started, **timing)
         return final
