@@ -460,6 +460,9 @@ def plot_gap(entries: list[Entry], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+_REWARD_KEY = re.compile(r"rewards/(\w+?)(?:_reward)?/mean")
+
+
 def _curve_key(key: str) -> bool:
     """Eval-hook keys worth a line: each family x variant, and the overall EM (the averages would crowd it)."""
     m = _EVAL_KEY.match(key)
@@ -499,9 +502,16 @@ def plot_curves(entry: Entry, path: Path) -> Path | None:
             ax.legend(fontsize=7, ncol=2 if len(evals) > 6 else 1)
         else:
             points = [(row["step"], row[panel]) for row in log if panel in row]
-            ax.plot(*zip(*points), color="C0" if panel == "reward" else "C3")
+            ax.plot(*zip(*points), color="C0" if panel == "reward" else "C3", label="total (weighted)")
             ax.set_ylabel("mean reward per completion" if panel == "reward" else "training loss")
             ax.set_title(f"Training {panel}")
+            parts = sorted({k for row in log for k in row if _REWARD_KEY.fullmatch(k)}) if panel == "reward" else []
+            for i, key in enumerate(parts):  # each reward function's own mean (unweighted): answer, abduction, ...
+                part = [(row["step"], row[key]) for row in log if row.get(key) is not None]
+                label = _REWARD_KEY.fullmatch(key)[1]
+                ax.plot(*zip(*part), color=f"C{i + 1}", linewidth=0.9, linestyle="--", label=label)
+            if parts:
+                ax.legend(fontsize=7)
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
     fig.suptitle(f"Training curves: {entry.name}")

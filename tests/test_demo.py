@@ -1,5 +1,5 @@
 """Slow tier: `cftrain demo` end to end at a reduced budget (about 3 minutes here): every stage runs, the report
-and its plots are written, and the summary's metrics are well-formed. Run: pytest -m slow tests/test_demo.py"""
+and its plots are written, the summary's metrics are well-formed, and the budget's plan is reported. Run: pytest -m slow tests/test_demo.py"""
 
 import json
 import subprocess
@@ -27,6 +27,15 @@ def test_demo_at_reduced_budget(tmp_path):
             assert 0.0 <= row[key] <= 1.0
     assert summary["models"]["grpo"]["reward_first"] is not None
     assert set(summary["seconds"]) == {"model", "sft", "grpo", "eval", "report"}
+    # Half a minute cannot hold the full plan on any machine: the demo plans fewer steps, says so, and the summary
+    # tells the steps run from the full plan's
+    budget = summary["budget"]
+    assert budget["minutes"] == 0.5 and budget["reduced"] and budget["machine_gflops"] > 0
+    for stage, full in (("sft", 800), ("grpo", 80)):
+        assert budget[stage]["steps_full"] == full and 2 <= budget[stage]["steps_run"] < full
+        assert budget[stage]["steps_run"] <= budget[stage]["steps_planned"] and budget[stage]["s_per_step"] > 0
+    assert "SFT: " in done.stdout and "steps planned (reduced from 800 to fit the budget)" in done.stdout
+    assert "a REDUCED plan" in done.stdout
     for name in ("sft", "grpo"):
         assert (out / name / "final" / "recipe.yaml").exists()
         assert (

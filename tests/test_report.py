@@ -153,3 +153,15 @@ def test_errors_are_one_line_exit_2(folders, tmp_path):
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_reward_panel_draws_each_reward_function(tmp_path, monkeypatch):
+    from cftrain import report
+
+    log = [{"step": s, "reward": 0.2 * s, "rewards/answer_reward/mean": 0.1 * s, "rewards/abduction/mean": 0.05 * s,
+            "rewards/format_reward/std": 0.0} for s in range(1, 6)]  # fmt: skip
+    figures = []
+    monkeypatch.setattr(report, "_save", lambda fig, path, *a: figures.append(fig) or path)
+    report.plot_curves(report.Entry("grpo", tmp_path, log=log), tmp_path / "c.png")
+    labels = [line.get_label() for line in figures[0].axes[0].get_lines()]
+    assert labels == ["total (weighted)", "abduction", "answer"]  # a std is not a curve
