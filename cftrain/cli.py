@@ -257,9 +257,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from cftrain.evaluate import default_out, run_eval
+    from cftrain.evaluate import run_eval
+    from cftrain.generation import GenerationSettings
     from cftrain.models import check_model
     from cftrain.prompts import PromptConfig
+    from cftrain.targets import default_out
 
     with bad_input():
         check_model(args.model, "--model")  # a cftrain: name, a folder, or a Hub id (cached when offline)
@@ -271,22 +273,24 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise UsageError(f"--temperature must be >= 0; got {args.temperature}")
     out = _writable_folder(str(args.out or default_out(args.model, args.adapter)))
     with bad_input():
-        prompt = PromptConfig(template=args.template) if args.template else None
-        result = run_eval(
-            args.model,
-            args.adapter,
-            args.suite,
-            args.n,
-            args.variants,
-            args.samples or 1,
-            out,
-            args.max_new_tokens,
-            args.batch_size,
-            args.temperature,
-            prompt,
-            args.backend,
-            alignment=args.alignment,
+        settings = GenerationSettings(
+            samples=args.samples or 1,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            temperature=args.temperature,
+            backend=args.backend,
             seed=args.seed,
+            prompt=PromptConfig(template=args.template) if args.template else None,
+        )
+        result = run_eval(
+            model=args.model,
+            adapter=args.adapter,
+            suites=args.suite,
+            n=args.n,
+            variants=args.variants,
+            out=out,
+            settings=settings,
+            alignment=args.alignment,
         )
     metrics = result["metrics"]
     groups = sorted(k[:-3] for k in metrics if k.endswith("/em") and "/all/" not in k and not k.startswith("all/"))

@@ -2,6 +2,8 @@
 
 Frozen suites live in `data/suites/<family>.jsonl` (every variant, generated with `split=test` for the
 training family) with sha256 checksums in `data/MANIFEST.json`; `make data` regenerates them byte for byte.
+`resolve_suite` is the one reading of a suite spec (`id`, `ood`, `all`, a family, a `.jsonl` path, an external
+benchmark), for `load_suite` (the training-time hook, the data card) and `cftrain eval` alike.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cftrain.datacard import data_card, record_structure, structures
+from cftrain.external import parse_external
 from cftrain.problems import VARIANTS, generate, get_family
 from cftrain.problems.base import GENERATOR_VERSION, check_probability
 from cftrain.problems.records import json_lines, read_records
@@ -232,25 +235,46 @@ def write_suites(data_dir: str | Path = DATA_DIR) -> dict:
     return manifest
 
 
+@dataclass(frozen=True)
+class Suite:
+    """What a suite spec names: the record files it reads, or an external benchmark (`external.parse_external`)."""
+
+    spec: str
+    files: tuple[Path, ...] = ()
+    external: tuple[str, str] | None = None  # (benchmark name, path or hf:DATASET_ID)
+
+
+def resolve_suite(spec: str, external: bool = True) -> Suite:
+    """The one reading of a suite spec: `id`, `ood`, `all`, a family with a frozen suite, a path to a `.jsonl` file,
+    or (with `external`, for evaluation only) an external benchmark `cladder=PATH`, `cruxeval-o=PATH`, ...
+
+    ValueError for an unknown spec, a missing `.jsonl` file, or a frozen suite file that is not there. Without
+    `external`, an external spec is an unknown suite (training-time suites are frozen suites or record files).
+    """
+    if external and (benchmark := parse_external(spec)) is not None:
+        return Suite(spec, external=benchmark)
+    if spec.endswith(".jsonl"):
+        if not Path(spec).is_file():
+            raise ValueError(f"suite {spec}: no such file")
+        return Suite(spec, files=(Path(spec),))
+    families = {"id": ID_FAMILIES, "ood": OOD_FAMILIES, "all": ID_FAMILIES + OOD_FAMILIES}.get(spec, (spec,))
+    if any(f not in ID_FAMILIES + OOD_FAMILIES for f in families):
+        raise ValueError(f"unknown suite {spec!r}; suites: id, ood, all, a family name, or a .jsonl path")
+    files = tuple(DATA_DIR / "suites" / f"{f}.jsonl" for f in families)
+    for f in files:
+        if not f.is_file():
+            raise ValueError(f"suite {spec}: {f} is missing; generate the frozen suites with `cftrain suites`")
+    return Suite(spec, files=files)
+
+
 def load_suite(name: str, n: int | None = None, variants: Iterable[str] | None = None) -> list[dict]:
-    """Records of a suite: `id`, `ood`, `all`, a family name, or a path to a `.jsonl` file.
+    """Records of a suite: `id`, `ood`, `all`, a family name, or a path to a `.jsonl` file (`resolve_suite`).
 
     `n` keeps the first n items per family x variant (suites are ordered, so this is a stable subset).
     """
     # Every record is checked (schema, sandbox, answer recomputed): the frozen suites too, which takes well under
     # a second for all of them.
-    if name.endswith(".jsonl"):
-        records = read_records(name)
-    else:
-        families = {"id": ID_FAMILIES, "ood": OOD_FAMILIES, "all": ID_FAMILIES + OOD_FAMILIES}.get(name, (name,))
-        records = []
-        for family in families:
-            path = DATA_DIR / "suites" / f"{family}.jsonl"
-            if family not in ID_FAMILIES + OOD_FAMILIES:
-                raise ValueError(f"unknown suite {name!r}; suites: id, ood, all, a family name, or a .jsonl path")
-            if not path.exists():
-                raise ValueError(f"suite file {path} is missing; regenerate it with `cftrain suites`")
-            records += read_records(path)
+    records = [record for path in resolve_suite(name, external=False).files for record in read_records(path)]
     keep = set(variants) if variants else set(VARIANTS)
     seen: Counter = Counter()
     out = []

@@ -162,10 +162,12 @@ def evaluate(model: str, folder: Path, id_suite: Path, ood_items: int, prompt) -
     """The demo's eval of one model into `folder/eval_id` and `folder/eval_ood`: greedy, counterfactual and
     interventional, on the held-out ID suite and `ood_items` items per OOD family (scripts/demo_arms.py reuses it)."""
     from cftrain.evaluate import run_eval
+    from cftrain.generation import GenerationSettings
 
+    settings = GenerationSettings(max_new_tokens=200, batch_size=50, temperature=0.0, prompt=prompt)
     for suite, n, tag in ((str(id_suite), None, "id"), ("ood", ood_items, "ood")):
-        run_eval(model, None, [suite], n, ["counterfactual", "interventional"], 1, folder / f"eval_{tag}",
-                 max_new_tokens=200, batch_size=50, temperature=0.0, prompt=prompt)  # fmt: skip
+        run_eval(model=model, adapter=None, suites=[suite], n=n, variants=["counterfactual", "interventional"],
+                 out=folder / f"eval_{tag}", settings=settings)  # fmt: skip
 
 
 def _metrics(folder: Path, tag: str) -> dict:

@@ -128,7 +128,7 @@ def sample_teacher(
             _endpoint(teacher, endpoint_model, build_prompt(r, chat), samples, temperature, max_new_tokens, timeout)
             for r in records
         ]
-    from cftrain.evaluate import generate, render_prompts
+    from cftrain.generation import generate, render_prompts
     from cftrain.models import load_model, load_tokenizer
 
     model, tokenizer = load_model(teacher), load_tokenizer(teacher, padding_side="left")

@@ -1,14 +1,18 @@
-"""Evaluation: generate on suites, score with the reward code, aggregate per family x variant -> metrics + samples.
+"""Evaluation: score completions with the reward code, aggregate per family x variant -> metrics + samples.
 
-`evaluate_records` is the core (the training-time eval hook calls it too): batched generation, scoring with
-`cftrain.rewards` (the RL reward's own parser), step detectors from `cftrain.traces`, and `metrics_from_samples`.
-`run_eval` wraps it for the CLI: it loads a base model, an adapter or a checkpoint, takes the prompt format from
-the checkpoint's `recipe.yaml` (so a model is evaluated on the prompts it was trained on), and writes
+Scoring and metrics live here: `score_completion` (the RL reward's own parser from `cftrain.rewards`, step
+detectors from `cftrain.traces`), `metrics_from_samples` and `external_metrics`. `evaluate_records` generates on
+records and scores them (the training-time eval hook calls it too). `run_eval` is `cftrain eval`: it resolves what
+to evaluate (`cftrain.targets.resolve_target`: a base model, an adapter or a checkpoint, and the prompt format of the
+checkpoint's `recipe.yaml`, so a model is evaluated on the prompts it was trained on), reads the suites
+(`cftrain.data.resolve_suite`), generates as its `GenerationSettings` say (`cftrain.generation`: transformers or
+vLLM), and writes
 
 ```
 <out>/metrics.json            every number (`metrics`), plus model, adapter, prompt, suite checksums, settings
 <out>/samples.jsonl           one row per completion; `metrics_from_samples(rows)` recomputes `metrics` exactly
 <out>/alignment_samples.jsonl with --alignment: the sampled completions behind metrics["alignment"]
+<out>/external_samples.jsonl  with external suites: their rows; `external_metrics(rows)` recomputes metrics["external"]
 ```
 
 Metric keys are `<group>/<variant>/<metric>`: group is a family, `id`, `ood` or `all`; variant is one of the
@@ -24,26 +28,25 @@ Tests: `pytest tests/test_evaluate.py`.
 
 from __future__ import annotations
 
-import importlib.util
+import ast
 import json
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-from cftrain.data import DATA_DIR, ID_FAMILIES, OOD_FAMILIES, load_suite, sha256_file, slug, write_jsonl
-from cftrain.external import external_metrics, load_external, parse_external, score_items
-from cftrain.models import adapter_base
-from cftrain.problems import FAMILIES
-from cftrain.prompts import PromptConfig, build_prompt
-from cftrain.recipes import read_yaml
+from cftrain.data import ID_FAMILIES, OOD_FAMILIES, load_suite, resolve_suite, sha256_file, write_jsonl
+from cftrain.external import load_external, score_items
+from cftrain.generation import GenerationSettings, choose_backend, generate, generate_vllm, render_prompts
+from cftrain.prompts import PromptConfig
 from cftrain.rewards import exact_match, parse_answer, set_f1
+from cftrain.targets import resolve_target
 from cftrain.traces import analyse_trace, trace_metrics
 
-BACKENDS = ("auto", "transformers", "vllm")
 ALIGNMENT_SAMPLES = 16
 
 
@@ -126,154 +129,35 @@ def metrics_from_samples(rows: list[Mapping]) -> dict[str, float]:
     return dict(sorted(out.items()))
 
 
-# ---------------------------------------------------------------- generation
+def external_metrics(rows: Sequence[Mapping]) -> dict[str, float]:
+    """Metrics of external suites' sample rows (`cftrain.external.score_items`), per suite: `<suite>/n` (items), `em`,
+    `format` (means over completions), `pass@k` and `constant_em`.
 
-
-def render_prompts(records: list[Mapping], prompt: PromptConfig, tokenizer) -> list[str]:
-    """Model input text per record: the chat template with a generation prompt, or the plain string."""
-    if prompt.template == "chat" and not tokenizer.chat_template:
-        raise ValueError("prompt.template is chat but the tokenizer has no chat template; use the plain template")
-    prompts = [build_prompt(r, prompt) for r in records]
-    if prompt.template != "chat":
-        return prompts
-    return [tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False) for p in prompts]
-
-
-def external_prompt(prompt: PromptConfig) -> PromptConfig:
-    """The prompt format for external items: the model's own template, but `compact` (which needs a program) falls
-    back to `plain`, and no scaffold (its steps talk about hidden values)."""
-    return replace(prompt, template="plain" if prompt.template == "compact" else prompt.template, scaffold="none")
-
-
-def external_checksum(where: str) -> dict[str, str]:
-    """What an external suite was read from: a file with its sha256, or a Hub dataset id."""
-    path = Path(where)
-    return {"source": str(where), "sha256": sha256_file(path)} if path.is_file() else {"source": str(where)}
-
-
-def _stop_ids(model, tokenizer) -> list[int]:
-    configured = model.generation_config.eos_token_id
-    ids = configured if isinstance(configured, list) else [configured]
-    return sorted({i for i in [*ids, tokenizer.eos_token_id] if i is not None})
-
-
-ANSWER_END = "</answer>"
-
-
-def generate(
-    model,
-    tokenizer,
-    prompts: list[str],
-    template: str,
-    *,
-    max_new_tokens: int = 256,
-    batch_size: int = 16,
-    samples: int = 1,
-    temperature: float = 0.0,
-    progress: bool = False,
-    stop_at_answer: bool = True,
-) -> tuple[list[list[str]], list[list[int]]]:
-    """Completions and their token counts, `samples` per prompt, with batched `transformers` generation.
-
-    Each sequence stops at EOS and, with `stop_at_answer`, at its first `</answer>`: a batch runs only as long as its
-    longest *answer*, not as long as a model that rambles on after it. The reward reads the last `<answer>` block, so
-    a completion that would have written a second block is scored on its first one instead (the format reward, which
-    wants exactly one block, passes it); scripts/bench_eval.py counts how often scores differ.
-
-    Greedy when samples == 1 and temperature == 0, else plain sampling (temperature 1.0 when samples > 1 and no
-    temperature is given; no top-k/top-p, so pass@k measures the model's own distribution). Prompts are sorted by
-    length so that each batch wastes little on padding, and put back in order after. Left padding, no gradients,
-    eval mode; the tokenizer's padding side and the model's training mode are restored (the hook runs mid-training).
+    `constant_em` is the share of items whose gold answer is the suite's most common one, the EM of answering
+    that constant everywhere (CLadder, CRUXEval-O; CRUXEval-I has none).
     """
-    import torch
-    from tqdm import tqdm
-
-    if not prompts:
-        return [], []
-    sampled = samples > 1 or temperature > 0
-    temperature = temperature or 1.0
-    stop = _stop_ids(model, tokenizer)
-    settings = {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": sampled,
-        "num_return_sequences": samples,
-        "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0],
-        "eos_token_id": stop,
-        "use_cache": True,
-        # Explicit, so a checkpoint's generation_config.json (top_k=20, repetition_penalty=1.05, ...) cannot leak in.
-        **({"temperature": temperature, "top_k": 0, "top_p": 1.0} if sampled else {}),
-        "repetition_penalty": 1.0,
-        # Per sequence: a stopped sequence is padded while the others go on (transformers' StopStringCriteria).
-        **({"stop_strings": [ANSWER_END], "tokenizer": tokenizer} if stop_at_answer else {}),
-    }
-    pad = settings["pad_token_id"]
-    chat = template == "chat"  # the chat template already holds its special tokens; TRL tokenizes it the same way
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=not chat)["input_ids"]]
-    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
-    texts: list[list[str]] = [[] for _ in prompts]
-    counts: list[list[int]] = [[] for _ in prompts]
-    device = next(model.parameters()).device
-    was_training, padding_side = model.training, tokenizer.padding_side
-    model.eval()
-    tokenizer.padding_side = "left"
-    try:
-        with torch.no_grad(), tqdm(total=len(prompts), unit="prompt", desc="eval", disable=not progress) as bar:
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
-                inputs = tokenizer(
-                    [prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=not chat
-                )
-                ids, mask = inputs["input_ids"].to(device), inputs["attention_mask"].to(device)
-                out = model.generate(input_ids=ids, attention_mask=mask, **settings)
-                new = out[:, ids.shape[1] :].tolist()
-                for j, tokens in enumerate(new):
-                    n = next((t + 1 for t, token in enumerate(tokens) if token in stop), len(tokens))
-                    while stop_at_answer and n > 0 and tokens[n - 1] == pad and pad not in stop:
-                        n -= 1  # stopped at </answer>: the rest is padding
-                    texts[batch[j // samples]].append(tokenizer.decode(tokens[:n], skip_special_tokens=True))
-                    counts[batch[j // samples]].append(n)
-                bar.update(len(batch))
-    finally:
-        tokenizer.padding_side = padding_side
-        model.train(was_training)
-    return texts, counts
+    suites: dict[str, dict[str, list[Mapping]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        suites[row["suite"]][row["id"]].append(row)
+    out: dict[str, float] = {}
+    for suite, items in suites.items():
+        members = [row for samples in items.values() for row in samples]
+        out[f"{suite}/n"] = len(items)
+        for metric in ("em", "format"):
+            out[f"{suite}/{metric}"] = sum(row[metric] for row in members) / len(members)
+        for k in pass_ks(min(map(len, items.values()))):
+            out[f"{suite}/pass@{k}"] = sum(
+                pass_at_k(len(samples), sum(s["em"] == 1.0 for s in samples), k) for samples in items.values()
+            ) / len(items)
+        if suite != "cruxeval-i":
+            # CRUXEval-O golds are compared by value, so '1.0' and '1' are one answer
+            key = (lambda g: repr(ast.literal_eval(g))) if suite == "cruxeval-o" else str
+            golds = Counter(key(samples[0]["gold"]) for samples in items.values())
+            out[f"{suite}/constant_em"] = golds.most_common(1)[0][1] / len(items)
+    return dict(sorted(out.items()))
 
 
-def generate_vllm(
-    model_path: str,
-    adapter: str | None,
-    prompts: list[str],
-    *,
-    max_new_tokens: int,
-    sampling: list[tuple[int, float]],
-    seed: int = 0,
-) -> list[tuple[list[list[str]], list[list[int]]]]:
-    """`generate`'s contract with vLLM, for each (samples, temperature) in `sampling` from one engine.
-
-    LoRA goes through `enable_lora` + `LoRARequest`. Used only when vLLM is installed and CUDA is available; the
-    test suite never runs it (no GPU or vLLM there), so check a first run on a new vLLM version by hand. The
-    prompts are already rendered text. Token counts are vLLM's (the stop token included).
-    """
-    from vllm import LLM, SamplingParams
-    from vllm.lora.request import LoRARequest
-
-    lora, kwargs = None, {}
-    if adapter:
-        rank = json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
-        kwargs = {"enable_lora": True, "max_lora_rank": max(8, rank)}
-        lora = LoRARequest("adapter", 1, str(adapter))
-    llm = LLM(model=model_path, seed=seed, **kwargs)
-    results = []
-    for samples, temperature in sampling:
-        greedy = samples == 1 and temperature == 0
-        params = SamplingParams(
-            n=samples, temperature=0.0 if greedy else temperature or 1.0, max_tokens=max_new_tokens, seed=seed,
-            stop=[ANSWER_END], include_stop_str_in_output=True,  # as `generate`: stop at the first </answer>
-        )  # fmt: skip
-        outputs = llm.generate(prompts, params, lora_request=lora)
-        texts = [[o.text for o in out.outputs] for out in outputs]
-        results.append((texts, [[len(o.token_ids) for o in out.outputs] for out in outputs]))
-    return results
+# ---------------------------------------------------------------- generating and scoring
 
 
 def score(records: list[Mapping], prompts: list[str], texts: list[list[str]], counts: list[list[int]]) -> list[dict]:
@@ -297,110 +181,37 @@ def score(records: list[Mapping], prompts: list[str], texts: list[list[str]], co
 
 
 def evaluate_records(
-    model,
-    tokenizer,
-    records: list[dict],
-    prompt: PromptConfig,
-    *,
-    max_new_tokens: int = 256,
-    batch_size: int = 16,
-    samples: int = 1,
-    temperature: float = 0.0,
-    progress: bool = False,
-    stop_at_answer: bool = True,
+    model, tokenizer, records: list[dict], prompt: PromptConfig, **generation: Any
 ) -> tuple[dict, list[dict]]:
-    """Generate on `records` and score: (metrics, sample rows). Works on a plain or PEFT-wrapped model."""
+    """Generate on `records` and score: (metrics, sample rows). Works on a plain or PEFT-wrapped model.
+
+    `generation` are the keyword arguments of `generation.generate` (`max_new_tokens`, `batch_size`, `samples`,
+    `temperature`, `progress`, `stop_at_answer`; defaults from `GenerationSettings`).
+    """
     prompts = render_prompts(records, prompt, tokenizer)
-    texts, counts = generate(
-        model,
-        tokenizer,
-        prompts,
-        prompt.template,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        samples=samples,
-        temperature=temperature,
-        progress=progress,
-        stop_at_answer=stop_at_answer,
-    )
+    texts, counts = generate(model, tokenizer, prompts, prompt.template, **generation)
     rows = score(records, prompts, texts, counts)
     return metrics_from_samples(rows), rows
 
 
-# ---------------------------------------------------------------- what to evaluate
+# ---------------------------------------------------------------- suites and run_eval
 
 
-def find_recipe(folder: str | Path) -> Path | None:
-    """The recipe.yaml of a checkpoint folder, or of the run folder holding it (`<run>/final`, `<run>/checkpoint-N`)."""
-    folder = Path(folder)
-    for candidate in (folder, folder.parent):
-        if (candidate / "recipe.yaml").is_file():
-            return candidate / "recipe.yaml"
-        if not (folder.name == "final" or folder.name.startswith("checkpoint-")):
-            break
-    return None
+def external_prompt(prompt: PromptConfig) -> PromptConfig:
+    """The prompt format for external items: the model's own template, but `compact` (which needs a program) falls
+    back to `plain`, and no scaffold (its steps talk about hidden values)."""
+    return replace(prompt, template="plain" if prompt.template == "compact" else prompt.template, scaffold="none")
 
 
-def resolve_target(model: str, adapter: str | None = None) -> dict:
-    """What `model`/`adapter` mean: base model, adapter folder, tokenizer source, recipe (if any).
-
-    `model` may be a Hub id, a `cftrain:` name, a local model folder (a merged or fully fine-tuned checkpoint), or a
-    folder holding an adapter (`adapter_config.json`, e.g. `<run>/final`): then the base model comes from the
-    recipe next to it, else from the adapter's config.
-    """
-    if adapter is None and (Path(model) / "adapter_config.json").is_file():
-        model, adapter = None, model
-    if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
-        raise ValueError(f"--adapter {adapter}: no adapter_config.json in that folder")
-    recipe_path = find_recipe(adapter or model) if adapter or Path(model).is_dir() else None
-    recipe = read_yaml(recipe_path) if recipe_path else {}
-    if not isinstance(recipe, dict):
-        raise ValueError(f"{recipe_path}: not a recipe (expected a mapping)")
-    base = model
-    model_block = recipe.get("model") or {}
-    if base is None:
-        base = model_block.get("name_or_path") or adapter_base(Path(adapter))
-    has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
-    gguf_file = model_block.get("gguf_file") if base == model_block.get("name_or_path") else None
-    return {
-        "base": base,
-        "adapter": adapter,
-        "tokenizer": adapter if has_tokenizer else base,
-        "tokenizer_gguf_file": None if has_tokenizer else gguf_file,
-        "recipe": str(recipe_path) if recipe_path else None,
-        "prompt": recipe.get("prompt"),
-        "dtype": model_block.get("dtype", "auto"),
-        "gguf_file": gguf_file,
-    }
-
-
-def default_out(model: str, adapter: str | None = None) -> Path:
-    """`<run>/eval` for `<run>/final`, `<run>/eval-checkpoint-N` for a checkpoint, else `evals/<model name>`."""
-    folder = Path(adapter or model)
-    if folder.name == "final" or folder.name.startswith("checkpoint-"):
-        return folder.parent / ("eval" if folder.name == "final" else f"eval-{folder.name}")
-    return Path("evals") / slug(str(adapter or model))
-
-
-def suite_files(name: str) -> list[Path]:
-    """The files a suite name reads (`id`, `ood`, `all`, a family, or a .jsonl path); ValueError when one is missing."""
-    if name.endswith(".jsonl"):
-        if not Path(name).is_file():
-            raise ValueError(f"suite {name}: no such file")
-        return [Path(name)]
-    families = {"id": ID_FAMILIES, "ood": OOD_FAMILIES, "all": ID_FAMILIES + OOD_FAMILIES}.get(name, (name,))
-    if any(f not in FAMILIES for f in families):
-        raise ValueError(f"unknown suite {name!r}; suites: id, ood, all, a family name, or a .jsonl path")
-    files = [DATA_DIR / "suites" / f"{f}.jsonl" for f in families]
-    for f in files:
-        if not f.is_file():
-            raise ValueError(f"suite {name}: {f} is missing; generate the frozen suites with `cftrain suites`")
-    return files
+def external_checksum(where: str) -> dict[str, str]:
+    """What an external suite was read from: a file with its sha256, or a Hub dataset id."""
+    path = Path(where)
+    return {"source": str(where), "sha256": sha256_file(path)} if path.is_file() else {"source": str(where)}
 
 
 def suite_checksums(suites: list[str]) -> dict[str, dict[str, str]]:
-    """sha256 of every file each suite name reads, for metrics.json."""
-    return {name: {str(f): sha256_file(f) for f in suite_files(name)} for name in suites}
+    """sha256 of every file each suite name reads (`data.resolve_suite`), for metrics.json."""
+    return {name: {str(f): sha256_file(f) for f in resolve_suite(name).files} for name in suites}
 
 
 def load_records(suites: list[str], n: int | None, variants: list[str] | None) -> list[dict]:
@@ -410,7 +221,6 @@ def load_records(suites: list[str], n: int | None, variants: list[str] | None) -
     """
     seen, records = set(), []
     for name in suites:
-        suite_files(name)  # a clear error for a missing or unknown suite
         for record in load_suite(name, n, variants):
             if record["id"] not in seen:
                 seen.add(record["id"])
@@ -420,57 +230,41 @@ def load_records(suites: list[str], n: int | None, variants: list[str] | None) -
     return records
 
 
-def choose_backend(backend: str) -> str:
-    """`auto` is vLLM when it is installed and CUDA is available, else transformers."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    if backend == "transformers":
-        return backend
-    import torch
-
-    available = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
-    if backend == "vllm" and not available:
-        raise ValueError("backend vllm needs the vllm package and a CUDA GPU; use --backend transformers")
-    return "vllm" if available else "transformers"
-
-
 def run_eval(
     model: str,
     adapter: str | None,
     suites: list[str],
     n: int | None,
     variants: list[str] | None,
-    samples: int,
     out: str | Path,
-    max_new_tokens: int,
-    batch_size: int,
-    temperature: float,
-    prompt: PromptConfig | None = None,
-    backend: str = "transformers",
+    settings: GenerationSettings,
     *,
     alignment: bool = False,
-    seed: int = 0,
     progress: bool = True,
 ) -> dict:
     """Evaluate a model (+ adapter) on suites; write metrics.json and samples.jsonl into `out`; return metrics.json.
 
-    The prompt format is, in order: `prompt` if given, the recipe.yaml of the adapter/checkpoint, else chat when the
-    tokenizer has a chat template and plain otherwise. With `alignment`, a second sampled pass (16 samples, T=1.0)
-    adds pass@1/4/16 under metrics["alignment"]: high pass@16 with low pass@1 predicts that RL will help.
+    `suites` are suite specs (`data.resolve_suite`: ours and external benchmarks), `n` the first items per family x
+    variant (per external suite), `variants` the record variants (None: all); `settings` says how to generate.
+    The prompt format is, in order: `settings.prompt` if given, the recipe.yaml of the adapter/checkpoint, else chat
+    when the tokenizer has a chat template and plain otherwise. With `alignment`, a second sampled pass (16 samples,
+    T=1.0) adds pass@1/4/16 under metrics["alignment"]: high pass@16 with low pass@1 predicts that RL will help.
     """
     import torch
 
     from cftrain.models import load_adapter, load_model, load_tokenizer, resolve_model
 
+    samples, max_new_tokens, batch_size = settings.samples, settings.max_new_tokens, settings.batch_size
+    temperature, seed, prompt = settings.temperature, settings.seed, settings.prompt
     if samples < 1 or max_new_tokens < 1 or batch_size < 1:
         raise ValueError(
             f"need samples, max_new_tokens and batch_size >= 1; got {samples}, {max_new_tokens}, {batch_size}"
         )
-    backend = choose_backend(backend)
+    backend = choose_backend(settings.backend)
     target = resolve_target(model, adapter)
-    specs = {spec: parse_external(spec) for spec in suites}
-    ours = [spec for spec, ext in specs.items() if ext is None]
-    external = [ext for ext in specs.values() if ext is not None]
+    specs = {spec: resolve_suite(spec) for spec in suites}
+    ours = [spec for spec, suite in specs.items() if suite.external is None]
+    external = [suite.external for suite in specs.values() if suite.external is not None]
     records = load_records(ours, n, variants) if ours or not external else []
     items = [item for name, where in external for item in load_external(name, where)[:n]]
     checksums = suite_checksums(ours)
@@ -504,18 +298,9 @@ def run_eval(
         generated = []
         for k, temp in sampling:
             torch.manual_seed(seed)
+            pass_settings = replace(settings, samples=k, temperature=temp)
             generated.append(
-                generate(
-                    lm,
-                    tokenizer,
-                    prompts,
-                    prompt.template,
-                    max_new_tokens=max_new_tokens,
-                    batch_size=batch_size,
-                    samples=k,
-                    temperature=temp,
-                    progress=progress,
-                )
+                generate(lm, tokenizer, prompts, prompt.template, **pass_settings.generate_kwargs(), progress=progress)
             )
     # External items follow the records in `prompts`; the alignment pass scores the records only.
     ours_n = len(records)

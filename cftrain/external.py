@@ -11,7 +11,8 @@ The benchmark files are written by others and are never copied into this reposit
 API: `load_external(name, source)` -> items `{"id", "suite", "prompt_text", "question", "gold", ...}` (`question`
 equals `prompt_text`, so `cftrain.prompts.build_prompt` renders an item with the plain or chat template);
 `score_external(item, completion)` -> `{"em", "format", "answer", "error"}`; `score_items(items, completions)`
--> one row per completion (items x samples, CRUXEval-I calls run a few at a time); `external_metrics(rows)`.
+-> one row per completion (items x samples, CRUXEval-I calls run a few at a time); the metrics over those rows are
+`cftrain.evaluate.external_metrics(rows)`.
 
 Reading answers. The answer is the content of the last `<answer>...</answer>` (the last closing tag and the last
 opening tag before it, as in `cftrain.rewards`); there is no fallback to `\\boxed{}` or to the last word, so a
@@ -72,7 +73,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -349,35 +349,6 @@ def score_items(
         {"id": item["id"], "suite": item["suite"], "sample": index, "gold": item["gold"], "completion": c, **s}
         for (item, index, c), s in zip(jobs, scores)
     ]
-
-
-def external_metrics(rows: Sequence[Mapping]) -> dict[str, float]:
-    """Per suite: `<suite>/n` (items), `em`, `format` (means over completions), `pass@k` and `constant_em`.
-
-    `constant_em` is the share of items whose gold answer is the suite's most common one, the EM of answering
-    that constant everywhere (CLadder, CRUXEval-O; CRUXEval-I has none).
-    """
-    from cftrain.evaluate import pass_at_k, pass_ks  # here, not at the top: evaluate may import this module
-
-    suites: dict[str, dict[str, list[Mapping]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        suites[row["suite"]][row["id"]].append(row)
-    out: dict[str, float] = {}
-    for suite, items in suites.items():
-        members = [row for samples in items.values() for row in samples]
-        out[f"{suite}/n"] = len(items)
-        for metric in ("em", "format"):
-            out[f"{suite}/{metric}"] = sum(row[metric] for row in members) / len(members)
-        for k in pass_ks(min(map(len, items.values()))):
-            out[f"{suite}/pass@{k}"] = sum(
-                pass_at_k(len(samples), sum(s["em"] == 1.0 for s in samples), k) for samples in items.values()
-            ) / len(items)
-        if suite != "cruxeval-i":
-            # CRUXEval-O golds are compared by value, so '1.0' and '1' are one answer
-            key = (lambda g: repr(ast.literal_eval(g))) if suite == "cruxeval-o" else str
-            golds = Counter(key(samples[0]["gold"]) for samples in items.values())
-            out[f"{suite}/constant_em"] = golds.most_common(1)[0][1] / len(items)
-    return dict(sorted(out.items()))
 
 
 # ---------------------------------------------------------------- the CRUXEval-I sandbox

@@ -1,7 +1,8 @@
 """The training-time eval callback: every `eval.every_steps` it generates on small ID and OOD suites and logs
 exact set match and set F1 per family x variant (`eval/<family>/<variant>/em`), not only the reward.
 
-It scores with `cftrain.evaluate.evaluate_records`, the same code `cftrain eval` uses.
+It scores with `cftrain.evaluate.evaluate_records`, the same code `cftrain eval` uses, and generates with
+`cftrain.generation.generate` as the recipe's `eval:` block says (`EvalSettings.generation()`).
 """
 
 from __future__ import annotations
@@ -35,14 +36,8 @@ class EvalHook(TrainerCallback):
             return {}
         self.last_step = step
         # Every rank generates (ZeRO-3 shards need all ranks in the forward); only rank 0's log is kept.
-        metrics, _ = evaluate_records(
-            model,
-            tokenizer,
-            self.records,
-            self.prompt,
-            max_new_tokens=self.settings.max_new_tokens,
-            batch_size=self.settings.batch_size,
-        )
+        generation = self.settings.generation()
+        metrics, _ = evaluate_records(model, tokenizer, self.records, self.prompt, **generation.generate_kwargs())
         logged = {f"eval/{k}": v for k, v in metrics.items() if k.endswith(("/em", "/f1", "/format", "/gap"))}
         if self.trainer is not None:
             self.trainer.log(logged)

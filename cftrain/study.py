@@ -251,6 +251,7 @@ class Study:
     def pilot(self) -> dict[str, float]:
         from cftrain import grpo, sft
         from cftrain.evaluate import run_eval
+        from cftrain.generation import GenerationSettings
 
         folder = self.out / "pilot"
         small = {"trainer.max_steps": PILOT_STEPS, "trainer.logging_steps": 1, "trainer.save_steps": 10_000}
@@ -260,8 +261,9 @@ class Study:
         grpo.main(grpo_recipe, resume=False)
         # The base model: it never writes </answer>, so every sequence runs to the token limit (the slowest case).
         started = time.time()
-        run_eval(self.model, None, ["if_else"], EVAL_BATCH, ["counterfactual"], 1, folder / "eval", MAX_NEW_TOKENS,
-                 EVAL_BATCH, 0.0, sft_recipe.prompt, progress=False)  # fmt: skip
+        settings = GenerationSettings(max_new_tokens=MAX_NEW_TOKENS, batch_size=EVAL_BATCH, prompt=sft_recipe.prompt)
+        run_eval(model=self.model, adapter=None, suites=["if_else"], n=EVAL_BATCH, variants=["counterfactual"],
+                 out=folder / "eval", settings=settings, progress=False)  # fmt: skip
         return {
             "sft_s_per_step": train_timing(folder / "sft" / "metrics.jsonl")["steady_s_per_step"],
             "grpo_s_per_step": train_timing(folder / "grpo" / "metrics.jsonl")["steady_s_per_step"],
@@ -324,10 +326,12 @@ class Study:
         return models
 
     def evaluate(self, prompt) -> None:
+        from cftrain.generation import GenerationSettings
+
         sizes = self.state["plan"]["eval_sizes"]
         started = _banner("eval: base, sft, grpo, control; ID, OOD, external; pass@k of sft")
-        settings = dict(samples=1, max_new_tokens=MAX_NEW_TOKENS, batch_size=EVAL_BATCH, temperature=0.0,
-                        prompt=prompt, progress=True)  # fmt: skip
+        settings = GenerationSettings(samples=1, max_new_tokens=MAX_NEW_TOKENS, batch_size=EVAL_BATCH, temperature=0.0,
+                                      seed=self.seed, prompt=prompt)  # fmt: skip
         jobs = [("eval_id", ["if_else"], sizes["id"]), ("eval_ood", ["ood"], sizes["ood"])]
         if self.external:
             specs = [f"{name}={path}" for name, path in self.external.items()]
@@ -337,22 +341,23 @@ class Study:
             begun = time.time()
             if name == "sft":  # pass@1/4/16 before RL, on its own items; oldest, so eval_id's numbers win the merge
                 self._eval(model, self.out / "eval" / name / "eval_alignment", ["if_else"], sizes["alignment"],
-                           ["counterfactual"], alignment=True, oldest=True, **settings)  # fmt: skip
+                           ["counterfactual"], settings=settings, alignment=True, oldest=True)  # fmt: skip
             for folder, suites, n in jobs:
                 variants = VARIANTS if not folder.startswith(("eval_cladder", "eval_cruxeval")) else None
-                self._eval(model, self.out / "eval" / name / folder, suites, n, variants, **settings)
+                self._eval(model, self.out / "eval" / name / folder, suites, n, variants, settings=settings)
             seconds[name] = round(time.time() - begun, 1)
         self.record("eval", started, per_model_s=seconds)
 
-    def _eval(self, model: str, out: Path, suites: list[str], n: int, variants, *, oldest: bool = False,
-              alignment: bool = False, **settings) -> None:  # fmt: skip
+    def _eval(self, model: str, out: Path, suites: list[str], n: int, variants, *, settings, oldest: bool = False,
+              alignment: bool = False) -> None:  # fmt: skip
         from cftrain.evaluate import run_eval
 
         if (out / "metrics.json").is_file():
             print(f"eval: {out} exists, skipped", flush=True)
             return
         print(f"-- {model}: {' '.join(suites)} (n={n}) -> {out}", flush=True)
-        run_eval(model, None, suites, n, variants, out=out, alignment=alignment, seed=self.seed, **settings)
+        run_eval(model=model, adapter=None, suites=suites, n=n, variants=variants, out=out, settings=settings,
+                 alignment=alignment)  # fmt: skip
         if oldest:
             os.utime(out / "metrics.json", (0, 0))  # report.merge_evals: older evals are overridden by newer ones
 

@@ -22,7 +22,7 @@ the programmatic rationales of `cftrain.prompts.rationale` and on free-form text
 These are heuristics over text: a trace that tries r=5, rejects it and never concludes can still count as
 stating {5}. They are meant for fractions over many completions, not for judging one. An LLM judge (the paper
 scores planning and execution 1-5) could be plugged in through the same generation backend as evaluation
-(`cftrain.evaluate.generate`): render a judging prompt per completion and parse its scores next to these flags.
+(`cftrain.generation.generate`): render a judging prompt per completion and parse its scores next to these flags.
 """
 
 from __future__ import annotations

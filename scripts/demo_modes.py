@@ -16,7 +16,8 @@ import re
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cftrain.evaluate import generate, render_prompts, score_completion
+from cftrain.evaluate import score_completion
+from cftrain.generation import generate, render_prompts
 from cftrain.problems.records import read_records
 from cftrain.prompts import PromptConfig
 

@@ -22,13 +22,13 @@ from cftrain.evaluate import (
     metrics_from_samples,
     pass_at_k,
     pass_ks,
-    resolve_target,
     score_completion,
 )
 from cftrain.execution import load_program
 from cftrain.models import load_model, load_tokenizer, resolve_model
 from cftrain.problems.truth import consistent_latents
 from cftrain.prompts import PromptConfig, rationale
+from cftrain.targets import resolve_target
 from cftrain.traces import analyse_trace
 
 # ---------------------------------------------------------------- fixtures

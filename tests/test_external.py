@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, subprocess_env
 
+from cftrain.evaluate import external_metrics
 from cftrain.external import (
     SUITES,
     answer_content,
-    external_metrics,
     load_external,
     parse_external,
     run_call,
