@@ -70,7 +70,9 @@ def build_prompt(record: Mapping, cfg: PromptConfig) -> str | list[dict[str, str
     """The model input: a string for `plain` and `compact` (TRL standard format), a list of messages for `chat`."""
     text = prompt_text(record, cfg)
     if cfg.template != "chat":
-        return f"{text}\n\n"
+        # One newline: byte-level BPEs (SmolLM2's, GPT-2's) spell a trailing "\n\n" as one token alone but as two
+        # before a word, so SFT would train on a context the prompt never has at inference; "\n" is one token either way
+        return f"{text}\n"
     system = [{"role": "system", "content": cfg.system_prompt}] if cfg.system_prompt else []
     return [*system, {"role": "user", "content": text}]
 

@@ -21,7 +21,7 @@ from cftrain.data import (
 )
 from cftrain.datacard import structures
 from cftrain.problems.truth import solve
-from cftrain.prompts import PromptConfig, build_prompt, rationale
+from cftrain.prompts import PromptConfig, answer_line, build_prompt, rationale
 
 
 def test_mixture_has_manifest_and_no_shared_structure(tmp_path):
@@ -139,7 +139,28 @@ def test_rationale_shape():
     assert len(runs) == 10, lines[0]  # r in 1..10
     observed = r["observation"]["output"]
     assert all(int(seen) == observed and (op == "==") == (int(y) == observed) for y, op, seen in runs), lines[0]
-    assert build_prompt(r, PromptConfig("plain")) == r["question"] + "\n\n"
+    assert build_prompt(r, PromptConfig("plain")) == r["question"] + "\n"
+
+
+def test_prompt_tokens_are_a_prefix_of_prompt_plus_target_under_a_byte_level_bpe():
+    """SFT tokenizes prompt + target, inference the prompt alone: both must agree on the prompt's tokens. A byte-level
+    BPE (GPT-2's and SmolLM2's kind) that learned to merge blank lines spells a trailing "\\n\\n" as one token alone and
+    as two before a word, which silently trained SmolLM2 on a context it never sees at inference."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    records = [r for v in ("counterfactual", "interventional", "abduction") for r in load_suite("id", 4, [v])]
+    corpus = [r["question"] + "\n\n" + rationale(r) + "\n\nnext\n\n" for r in records] * 5
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=600, show_progress=False,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))  # fmt: skip
+    assert len(bpe.encode("\n\n").ids) == 1  # the merge that caused it is learned
+    for template in ("plain", "compact"):
+        for r in records:
+            prompt = build_prompt(r, PromptConfig(template))
+            for target in (rationale(r), answer_line(r["answer"])):
+                alone, joined = bpe.encode(prompt).ids, bpe.encode(prompt + target).ids
+                assert joined[: len(alone)] == alone, (template, r["id"], prompt[-20:], target[:20])
 
 
 def test_answer_only_share_is_stable_and_targets_the_answer_line():

@@ -344,7 +344,7 @@ def test_adapter_eval_uses_its_recipe(micro, suite, records, tmp_path):
         result, rows = _check_eval_folder(out, 5)
         assert result["adapter"] == str(adapter) and result["prompt"]["scaffold"] == "abduct-act-predict"
         assert result["prompt_source"].endswith("recipe.yaml")
-        assert "<|im_start|>" not in rows[0]["prompt"] and rows[0]["prompt"].endswith("Then give the answer.\n\n")
+        assert "<|im_start|>" not in rows[0]["prompt"] and rows[0]["prompt"].endswith("Then give the answer.\n")
 
     # The PEFT-wrapped model works in evaluate_records too (the training hook's case) and stays in training mode.
     model.train()
