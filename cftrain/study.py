@@ -5,11 +5,14 @@ out of distribution and on external benchmarks, with resume. The stages are the 
     cftrain study [--out runs/study] [--seed 0] [--external DIR] [--stages all|sft,grpo,control,eval,report]
                   [--budget-minutes 180]
 
-1. pilot   a few steps of SFT and GRPO and one eval batch (`<out>/pilot/`), timed; the plan (steps per stage) is
-           sized from them so the whole study fits `--budget-minutes`, each training stage at most an hour. The plan
-           is written to `<out>/study.json` once; a rerun reuses it (a resumed stage keeps its step count).
+1. pilot   a few steps of SFT and GRPO and one eval batch (`<out>/pilot/`), timed; the plan is sized from them so
+           the whole study fits `--budget-minutes`: the eval first (EVAL_SHARE), then the training time split by
+           TRAIN_SHARES (SFT a quarter, GRPO and the control three eighths each), each stage at most an hour. The
+           plan is written to `<out>/study.json` once; a rerun reuses it (a resumed stage keeps its step count).
 2. sft     LoRA SFT on programmatic rationales for if_else (train structures); merged to `sft/merged`.
-3. grpo    GRPO from `sft/merged` on if_else counterfactual answers (new items).
+3. grpo    GRPO from `sft/merged` on if_else counterfactual answers (new items), for its planned minutes: the
+           pilot's GRPO steps run from the base model to the token limit, so the stage times its own first steps
+           and plans as many as fit (runs.Deadline, the learning-rate schedule rescaled to them).
 4. control SFT from `sft/merged` on new rationale items for as much compute as GRPO took: max_steps = GRPO's training
            CPU seconds / SFT's CPU seconds per step (both from their metrics.jsonl; CPU time, not wall time, so
            pausing the study or sharing the cores does not change it). SFT + control = SFT + GRPO in compute.
@@ -37,6 +40,7 @@ import math
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from cftrain.recipes import Recipe, load_recipe, read_yaml
@@ -52,7 +56,11 @@ EXTERNAL_FILES = {"cladder": "cladder/cladder-det-counterfactual.json", "cruxeva
 EVAL_FLOOR = {"id": 50, "ood": 25, "external": 50, "cladder": 50, "alignment": 16}
 EVAL_SHARE = 0.35  # of the budget after the pilot: four models x every suite, greedy
 MAX_NEW_TOKENS = 256
-EVAL_BATCH = 16
+EXTERNAL_NEW_TOKENS = 128  # CLadder's yes/no and CRUXEval's one value or input need no 256-token rationale
+EVAL_BATCH = 64  # SmolLM2 greedy on 2 cores: 0.13 items/s at batch 16, 0.95 at batch 48 (128 tokens, load ~3)
+# Of the training time: SFT is the shared start; GRPO and the control (matched to GRPO's compute) are compared.
+TRAIN_SHARES = {"sft": 0.25, "grpo": 0.375, "control": 0.375}
+GRPO_STEPS_BOUND = 4  # x the pilot's GRPO steps: the most the GRPO stage may plan in its minutes
 PILOT_STEPS = 3  # the first step warms up and is not timed: 2 timed steps (a GRPO step on a loaded CPU: ~10 min)
 STAGE_CAP_MINUTES = 60.0
 MIN_STEPS = 2
@@ -73,7 +81,10 @@ def parse_stages(spec: str) -> list[str]:
 def eval_items(external: bool, sizes: dict[str, int] = EVAL_SIZES) -> dict[str, int]:
     """Generations per eval pass: per model (greedy, every suite) and for the alignment diagnostic (SFT only)."""
     ours = 2 * sizes["id"] + 2 * 4 * sizes["ood"]  # 2 variants; 4 OOD families
-    theirs = sizes["cladder"] + 2 * sizes["external"] if external else 0
+    # at EXTERNAL_NEW_TOKENS, half the token limit: counted as half an item each
+    theirs = (
+        math.ceil((sizes["cladder"] + 2 * sizes["external"]) * EXTERNAL_NEW_TOKENS / MAX_NEW_TOKENS) if external else 0
+    )
     return {"per_model": ours + theirs, "alignment": sizes["alignment"] * (1 + 16)}
 
 
@@ -99,8 +110,10 @@ def plan_study(
     `pilot_s`).
 
     The eval gets EVAL_SHARE of the budget left after the pilot, its sizes scaled down to fit (`fit_eval_sizes`);
-    the rest is split evenly between SFT, GRPO and the control (which takes as long as GRPO), each capped at an hour.
-    The control's steps here are an estimate: the study sets them from GRPO's measured time.
+    the rest is split by TRAIN_SHARES between SFT, GRPO and the control, each capped at an hour. GRPO's steps are
+    an upper bound: the pilot times GRPO from the base model, whose completions run to the token limit, so the GRPO
+    stage plans its own steps from its first measured steps to fit `minutes["grpo"]` (runs.Deadline). The control's
+    steps here are an estimate: the study sets them from GRPO's measured compute.
     """
     if budget_minutes <= 0:
         raise ValueError(f"--budget-minutes must be > 0; got {budget_minutes}")
@@ -111,14 +124,14 @@ def plan_study(
     sizes = fit_eval_sizes(pilot["eval_items_per_s"], EVAL_SHARE * left, external, sizes)
     items = eval_items(external, sizes)
     eval_minutes = (len(MODELS) * items["per_model"] + items["alignment"]) / pilot["eval_items_per_s"] / 60
-    train_minutes = left - eval_minutes
-    stage_minutes = min(STAGE_CAP_MINUTES, max(0.0, train_minutes) / 3)
-    sft_steps = max(MIN_STEPS, math.floor(stage_minutes * 60 / pilot["sft_s_per_step"]))
-    grpo_steps = max(MIN_STEPS, math.floor(stage_minutes * 60 / pilot["grpo_s_per_step"]))
-    control_steps = max(MIN_STEPS, round(grpo_steps * pilot["grpo_s_per_step"] / pilot["sft_s_per_step"]))
+    train_minutes = max(0.0, left - eval_minutes)
+    stage = {k: min(STAGE_CAP_MINUTES, share * train_minutes) for k, share in TRAIN_SHARES.items()}
+    sft_steps = max(MIN_STEPS, math.floor(stage["sft"] * 60 / pilot["sft_s_per_step"]))
+    grpo_steps = max(MIN_STEPS, math.floor(stage["grpo"] * 60 / pilot["grpo_s_per_step"]))
+    control_steps = max(MIN_STEPS, round(stage["control"] * 60 / pilot["sft_s_per_step"]))
     minutes = {
         "sft": sft_steps * pilot["sft_s_per_step"] / 60,
-        "grpo": grpo_steps * pilot["grpo_s_per_step"] / 60,
+        "grpo": stage["grpo"],
         "control": control_steps * pilot["sft_s_per_step"] / 60,
         "eval": eval_minutes,
     }
@@ -127,7 +140,7 @@ def plan_study(
         "steps": {"sft": sft_steps, "grpo": grpo_steps, "control": control_steps},
         "minutes": {k: round(v, 1) for k, v in minutes.items()},
         "total_minutes": round(sum(minutes.values()) + pilot.get("pilot_s", 0.0) / 60, 1),
-        "fits": train_minutes / 3 >= MIN_STAGE_MINUTES,
+        "fits": min(stage.values()) >= MIN_STAGE_MINUTES,
         "eval_items": items,
         "eval_sizes": sizes,
         "half_width_points": {k: half_width(n) for k, n in sizes.items() if k != "alignment"},
@@ -170,6 +183,14 @@ def train_timing(metrics_jsonl: str | Path) -> dict[str, float]:
     return {"seconds": round(seconds, 2), "steps": steps, "s_per_step": round(seconds / steps, 3),
             "steady_s_per_step": round(steady, 3), "cpu_s": cpu,
             "cpu_s_per_step": None if cpu is None else round(cpu / steps, 3)}  # fmt: skip
+
+
+def _timed(log: Path) -> bool:
+    try:
+        train_timing(log)
+    except ValueError:  # started, killed before its first logged step
+        return False
+    return True
 
 
 def check_external(folder: str | Path | None) -> dict[str, str]:
@@ -240,9 +261,14 @@ class Study:
     def plan(self) -> dict:
         if "plan" in self.state:
             return self.state["plan"]
-        started = _banner("pilot: a few timed steps of SFT and GRPO, one eval batch")
-        pilot = self.pilot()
-        pilot["pilot_s"] = round(time.time() - started, 1)
+        pilot = self.state.get("pilot")
+        if pilot is None:
+            started = _banner("pilot: a few timed steps of SFT and GRPO, one eval batch")
+            pilot = self.pilot()
+            pilot["pilot_s"] = round(time.time() - started, 1)
+        elif pilot.get("eval_batch") != EVAL_BATCH:  # a pilot timed at another eval batch: re-time the eval only
+            _banner(f"pilot: re-timing the eval at batch {EVAL_BATCH}")
+            pilot = {**pilot, **self.time_eval()}
         self.state["pilot"] = pilot
         self.state["plan"] = plan_study(pilot, self.state["budget_minutes"], bool(self.external), self.sizes)
         self.save()
@@ -250,8 +276,6 @@ class Study:
 
     def pilot(self) -> dict[str, float]:
         from cftrain import grpo, sft
-        from cftrain.evaluate import run_eval
-        from cftrain.generation import GenerationSettings
 
         folder = self.out / "pilot"
         small = {"trainer.max_steps": PILOT_STEPS, "trainer.logging_steps": 1, "trainer.save_steps": 10_000}
@@ -259,29 +283,49 @@ class Study:
         sft.main(sft_recipe, resume=False)
         grpo_recipe = stage_recipe("grpo", folder, self.seed, self.model, **small, **_few_items("grpo"))
         grpo.main(grpo_recipe, resume=False)
-        # The base model: it never writes </answer>, so every sequence runs to the token limit (the slowest case).
-        started = time.time()
-        settings = GenerationSettings(max_new_tokens=MAX_NEW_TOKENS, batch_size=EVAL_BATCH, prompt=sft_recipe.prompt)
-        run_eval(model=self.model, adapter=None, suites=["if_else"], n=EVAL_BATCH, variants=["counterfactual"],
-                 out=folder / "eval", settings=settings, progress=False)  # fmt: skip
         return {
             "sft_s_per_step": train_timing(folder / "sft" / "metrics.jsonl")["steady_s_per_step"],
             "grpo_s_per_step": train_timing(folder / "grpo" / "metrics.jsonl")["steady_s_per_step"],
-            "eval_items_per_s": round(EVAL_BATCH / (time.time() - started), 3),
-            "load_average": round(os.getloadavg()[0], 2),
+            **self.time_eval(),
         }
+
+    def time_eval(self) -> dict[str, float]:
+        """Greedy eval speed, one batch of the base model: it never writes </answer>, so every sequence runs to the
+        token limit (the slowest case)."""
+        from cftrain.evaluate import run_eval
+        from cftrain.generation import GenerationSettings
+
+        prompt = stage_recipe("sft", self.out / "pilot", self.seed, self.model).prompt
+        folder = self.out / "pilot" / f"eval_batch{EVAL_BATCH}"
+        shutil.rmtree(folder, ignore_errors=True)
+        started = time.time()
+        settings = GenerationSettings(max_new_tokens=MAX_NEW_TOKENS, batch_size=EVAL_BATCH, prompt=prompt)
+        run_eval(model=self.model, adapter=None, suites=["if_else"], n=EVAL_BATCH // 2, variants=VARIANTS,
+                 out=folder, settings=settings, progress=False)  # fmt: skip
+        return {"eval_items_per_s": round(EVAL_BATCH / (time.time() - started), 3), "eval_batch": EVAL_BATCH,
+                "load_average": round(os.getloadavg()[0], 2)}  # fmt: skip
 
     # ---- training stages
 
-    def train(self, stage: str, recipe: Recipe) -> Path:
+    def train(self, stage: str, recipe: Recipe, minutes: float | None = None) -> Path:
+        """Train one stage (resuming); with `minutes`, its steps are planned to fit that wall time (runs.Deadline),
+        less the time an interrupted launch already trained, and `trainer.max_steps` is only an upper bound."""
         from cftrain.recipes import train_function
+        from cftrain.runs import Deadline
 
         final = Path(recipe.output_dir) / "final"
         if final.is_dir():
             print(f"{stage}: {final} exists, skipped", flush=True)
             return final
-        started = _banner(f"{stage}: {recipe.method} for {recipe.trainer['max_steps']} steps -> {recipe.output_dir}")
-        train_function(recipe.method)(recipe, resume=True)
+        steps = recipe.trainer["max_steps"]
+        callbacks = []
+        if minutes is not None:
+            log = Path(recipe.output_dir) / "metrics.jsonl"
+            done = train_timing(log)["seconds"] if log.is_file() and _timed(log) else 0.0
+            callbacks.append(Deadline(time.time() + minutes * 60 - done, stage, probe=2))
+        plan = f"up to {steps} steps in ~{minutes:.0f} min" if minutes is not None else f"{steps} steps"
+        started = _banner(f"{stage}: {recipe.method}, {plan} -> {recipe.output_dir}")
+        train_function(recipe.method)(recipe, resume=True, **({"callbacks": callbacks} if callbacks else {}))
         timing = train_timing(Path(recipe.output_dir) / "metrics.jsonl")
         self.record(stage, started, **timing)
         return final
@@ -343,8 +387,11 @@ class Study:
                 self._eval(model, self.out / "eval" / name / "eval_alignment", ["if_else"], sizes["alignment"],
                            ["counterfactual"], settings=settings, alignment=True, oldest=True)  # fmt: skip
             for folder, suites, n in jobs:
-                variants = VARIANTS if not folder.startswith(("eval_cladder", "eval_cruxeval")) else None
-                self._eval(model, self.out / "eval" / name / folder, suites, n, variants, settings=settings)
+                ours = not folder.startswith(("eval_cladder", "eval_cruxeval"))
+                job = settings if ours else replace(settings, max_new_tokens=EXTERNAL_NEW_TOKENS)
+                self._eval(
+                    model, self.out / "eval" / name / folder, suites, n, VARIANTS if ours else None, settings=job
+                )
             seconds[name] = round(time.time() - begun, 1)
         self.record("eval", started, per_model_s=seconds)
 
@@ -406,8 +453,9 @@ def main(
     if "sft" in chosen:
         study.train("sft", sft_recipe)
     if "grpo" in chosen:
-        study.train("grpo", stage_recipe("grpo", study.out, seed, str(study.merged_sft()),
-                                         **{"trainer.max_steps": steps["grpo"]}))  # fmt: skip
+        bound = {"trainer.max_steps": GRPO_STEPS_BOUND * steps["grpo"]}  # the stage plans its steps in its minutes
+        grpo_recipe = stage_recipe("grpo", study.out, seed, str(study.merged_sft()), **bound)
+        study.train("grpo", grpo_recipe, minutes=study.state["plan"]["minutes"]["grpo"])
     if "control" in chosen:
         control = {"trainer.max_steps": study.control_steps()}
         study.train("control", stage_recipe("sft_control", study.out, seed, str(study.merged_sft()), **control))

@@ -69,26 +69,28 @@ def test_plan_from_fake_pilot_timings():
     pilot = {"sft_s_per_step": 10.0, "grpo_s_per_step": 60.0, "eval_items_per_s": 4.0, "pilot_s": 300.0}
     plan = plan_study(pilot, 180, external=True)
     items = eval_items(True)
-    assert items["per_model"] == 2 * 200 + 8 * 100 + 264 + 400 and items["alignment"] == 32 * 17
+    # the external suites generate at most half the tokens: 664 of them cost 332 of ours
+    assert items["per_model"] == 2 * 200 + 8 * 100 + 332 and items["alignment"] == 32 * 17
     eval_minutes = (4 * items["per_model"] + items["alignment"]) / 4.0 / 60
-    stage = (180 - eval_minutes - 5) / 3
-    assert plan["steps"]["sft"] == int(stage * 60 / 10) and plan["steps"]["grpo"] == int(stage * 60 / 60)
-    assert plan["steps"]["control"] == plan["steps"]["grpo"] * 6  # as long as GRPO, at SFT's pace
+    train = 180 - eval_minutes - 5
+    assert plan["steps"]["sft"] == int(0.25 * train * 60 / 10) and plan["steps"]["grpo"] == int(0.375 * train)
+    assert plan["steps"]["control"] == round(0.375 * train * 60 / 10)  # as long as GRPO, at SFT's pace
+    assert plan["minutes"]["grpo"] == round(0.375 * train, 1)  # GRPO's own budget: it plans its steps in it
     assert plan["fits"] and plan["total_minutes"] <= 180 and plan["eval_sizes"] == EVAL_SIZES
     # a large budget: each training stage capped at an hour
     big = plan_study(pilot, 10_000, external=False)
-    assert big["steps"]["sft"] == STAGE_CAP_MINUTES * 60 / 10 and big["steps"]["grpo"] == STAGE_CAP_MINUTES
+    assert big["steps"] == {"sft": STAGE_CAP_MINUTES * 6, "grpo": STAGE_CAP_MINUTES, "control": STAGE_CAP_MINUTES * 6}
     # a budget the eval alone eats: minimum steps, and the plan says it does not fit
     tiny = plan_study(pilot, 1, external=True)
-    assert tiny["steps"] == {"sft": 2, "grpo": 2, "control": 12} and not tiny["fits"]
+    assert tiny["steps"] == {"sft": 2, "grpo": 2, "control": 2} and not tiny["fits"]
     with pytest.raises(ValueError, match="grpo_s_per_step"):
         plan_study({**pilot, "grpo_s_per_step": 0}, 180, external=True)
 
 
 def test_eval_sizes_shrink_to_fit_with_floors():
     assert fit_eval_sizes(100.0, 60, external=True) == EVAL_SIZES  # fast: never scaled up
-    slow = fit_eval_sizes(0.5, 60, external=True)  # 1,800 generations for 8,000 wanted: about a quarter
-    assert slow == {"id": 50, "ood": 25, "external": 50, "cladder": 59, "alignment": 16}
+    slow = fit_eval_sizes(0.5, 60, external=True)  # 1,800 generations for 6,672 wanted: about a quarter
+    assert slow == {"id": 53, "ood": 26, "external": 53, "cladder": 71, "alignment": 16}
     assert half_width(100) == 9.8 and half_width(400) == 4.9
 
 
