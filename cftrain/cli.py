@@ -186,11 +186,12 @@ def cmd_build_data(args: argparse.Namespace) -> None:
 
 
 def cmd_data_card(args: argparse.Namespace) -> None:
-    from cftrain.datacard import data_card, load_records, render_card
+    from cftrain.data import records_or_suite
+    from cftrain.datacard import data_card, render_card
 
     with bad_input():
-        records = load_records(args.records)
-        against = load_records(args.against, "--against") if args.against else None
+        records = records_or_suite(args.records)
+        against = records_or_suite(args.against, "--against") if args.against else None
         card = data_card(records, against)
     print(json.dumps(card, indent=2) if args.json else render_card(card))
 

@@ -315,3 +315,19 @@ def to_dataset(records: list[Mapping], prompt: PromptConfig, with_rationale: boo
     else:  # RL: what the step rewards check (cftrain.steps); SFT reads no reward, so it skips running every program
         rows["truth"] = [json.dumps(step_truth(r)) for r in records]
     return Dataset.from_dict(rows)
+
+
+def records_or_suite(spec: str, flag: str = "") -> list[dict]:
+    """Checked records of a `.jsonl` file (through the record gate) or of a suite (id, ood, all, a family name)."""
+    from cftrain.problems.records import read_records
+
+    where = f"{flag} {spec}".strip()
+    path = Path(spec)
+    if path.is_dir():
+        raise ValueError(f"{where}: is a folder; expected a records .jsonl file or a suite (id, ood, all, a family)")
+    if path.is_file() or spec.endswith(".jsonl"):
+        records = read_records(path)
+        if not records:
+            raise ValueError(f"{where}: no records in the file")
+        return records
+    return load_suite(spec)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 
 from cftrain.execution import structure_hash
 from cftrain.problems.truth import answer_ignoring_observation
@@ -111,20 +110,3 @@ def render_card(card: Mapping) -> str:
     if card["overlap"] is not None:
         summary += f", {100 * card['overlap']:.1f}% of records on a structure of TRAIN"
     return "\n".join([*lines, "", summary])
-
-
-def load_records(spec: str, flag: str = "") -> list[dict]:
-    """Checked records of a `.jsonl` file (through the record gate) or of a suite (id, ood, all, a family name)."""
-    from cftrain.data import load_suite
-    from cftrain.problems.records import read_records
-
-    where = f"{flag} {spec}".strip()
-    path = Path(spec)
-    if path.is_dir():
-        raise ValueError(f"{where}: is a folder; expected a records .jsonl file or a suite (id, ood, all, a family)")
-    if path.is_file() or spec.endswith(".jsonl"):
-        records = read_records(path)
-        if not records:
-            raise ValueError(f"{where}: no records in the file")
-        return records
-    return load_suite(spec)

@@ -342,7 +342,7 @@ def adapter_base(adapter_dir: str | Path) -> str:
     """
     import json
 
-    from cftrain.recipes import read_yaml
+    from cftrain.yamlfile import read_yaml
 
     adapter_dir = Path(adapter_dir)
     recipe = find_recipe(adapter_dir)

@@ -43,7 +43,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from cftrain.recipes import Recipe, load_recipe, read_yaml
+from cftrain.recipes import Recipe, load_recipe
+from cftrain.yamlfile import read_yaml
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "smollm2-study"
 STAGES = ("sft", "grpo", "control", "eval", "report")

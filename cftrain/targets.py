@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cftrain.data import slug
 from cftrain.models import adapter_base, find_recipe
-from cftrain.recipes import read_yaml
+from cftrain.yamlfile import read_yaml
 
 
 def resolve_target(model: str, adapter: str | None = None) -> dict:
