@@ -319,8 +319,6 @@ def to_dataset(records: list[Mapping], prompt: PromptConfig, with_rationale: boo
 
 def records_or_suite(spec: str, flag: str = "") -> list[dict]:
     """Checked records of a `.jsonl` file (through the record gate) or of a suite (id, ood, all, a family name)."""
-    from cftrain.problems.records import read_records
-
     where = f"{flag} {spec}".strip()
     path = Path(spec)
     if path.is_dir():

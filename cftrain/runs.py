@@ -161,8 +161,8 @@ class Deadline(TrainerCallback):
                 _rescale_schedule(lr_scheduler, args, self.planned)
                 state.max_steps = self.planned
             self.announce()
-        if step >= (self.planned or self.full) or (self.s_per_step is not None and now > self.deadline):
-            self.stopped_at_deadline = step < (self.planned or self.full)
+        if step >= self.planned or (self.s_per_step is not None and now > self.deadline):
+            self.stopped_at_deadline = step < self.planned
             control.should_training_stop = True
         return control
 

@@ -186,12 +186,12 @@ def train_timing(metrics_jsonl: str | Path) -> dict[str, float]:
             "cpu_s_per_step": None if cpu is None else round(cpu / steps, 3)}  # fmt: skip
 
 
-def _timed(log: Path) -> bool:
+def _trained_seconds(log: Path) -> float:
+    """Wall seconds an interrupted stage already trained (0 when it never logged a step)."""
     try:
-        train_timing(log)
-    except ValueError:  # started, killed before its first logged step
-        return False
-    return True
+        return train_timing(log)["seconds"]
+    except (FileNotFoundError, ValueError):  # not started, or killed before its first logged step
+        return 0.0
 
 
 def check_external(folder: str | Path | None) -> dict[str, str]:
@@ -321,8 +321,7 @@ class Study:
         steps = recipe.trainer["max_steps"]
         callbacks = []
         if minutes is not None:
-            log = Path(recipe.output_dir) / "metrics.jsonl"
-            done = train_timing(log)["seconds"] if log.is_file() and _timed(log) else 0.0
+            done = _trained_seconds(Path(recipe.output_dir) / "metrics.jsonl")
             callbacks.append(Deadline(time.time() + minutes * 60 - done, stage, probe=2))
         plan = f"up to {steps} steps in ~{minutes:.0f} min" if minutes is not None else f"{steps} steps"
         started = _banner(f"{stage}: {recipe.method}, {plan} -> {recipe.output_dir}")
