@@ -101,7 +101,24 @@ def load_entry(folder: str | Path, name: str | None = None) -> Entry:
     if not all(isinstance(row, dict) for row in log):
         raise ValueError(f"{log_path}: every line must be a JSON object")
     default = folder.resolve().parent.name if folder.name.startswith("eval") else folder.resolve().name
-    return Entry(name or default, folder, paths, evaluation, log)
+    return Entry(name or default, folder, paths, evaluation, kept_rows(log))
+
+
+def kept_rows(rows: list[dict]) -> list[dict]:
+    """The rows of a metrics.jsonl that led to the final model. A launch that starts at step S (0 for a fresh start,
+    the checkpoint's step on a resume) drops what earlier launches logged after S: those steps were trained, then
+    lost with the interrupted process, and trained again.
+
+    >>> [r["step"] for r in kept_rows([{"step": 0, "event": "start"}, {"step": 5}, {"step": 10},
+    ...                                 {"step": 5, "event": "start"}, {"step": 10}])]
+    [0, 5, 5, 10]
+    """
+    kept: list[dict] = []
+    for row in rows:
+        if row.get("event") == "start" and isinstance(row.get("step"), int):
+            kept = [r for r in kept if not isinstance(r.get("step"), int | float) or r["step"] <= row["step"]]
+        kept.append(row)
+    return kept
 
 
 def families(entries: list[Entry]) -> tuple[list[str], list[str]]:

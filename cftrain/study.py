@@ -44,6 +44,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cftrain.recipes import Recipe, load_recipe
+from cftrain.report import kept_rows
 from cftrain.yamlfile import read_yaml
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "smollm2-study"
@@ -160,11 +161,12 @@ def control_steps(grpo_train_s: float, sft_s_per_step: float) -> int:
 
 def train_timing(metrics_jsonl: str | Path) -> dict[str, float]:
     """Training seconds and steps of a run from its metrics.jsonl: per launch, last log time - start time, summed
-    (a resumed run does not count the time it was down). `s_per_step` is seconds / steps; `steady_s_per_step` leaves
+    (a resumed run does not count the time it was down, nor the steps an interrupted launch trained after its last
+    checkpoint: report.kept_rows). `s_per_step` is seconds / steps; `steady_s_per_step` leaves
     out the first logged step of the last launch (model loading, warm-up), for the pilot's few steps. `cpu_s` is the
     same span in CPU seconds of the training process (None for logs written before cftrain logged it): unlike wall
     time it does not grow when the run is paused or shares the cores with other jobs."""
-    rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()]
+    rows = kept_rows([json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line.strip()])
     launches: list[list[dict]] = []
     for row in (r for r in rows if "time" in r and "step" in r):
         if row.get("event") == "start" or not launches:

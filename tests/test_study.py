@@ -7,7 +7,7 @@ import pytest
 
 from cftrain.cli import main
 from cftrain.recipes import check_run, load_recipe
-from cftrain.report import write_report
+from cftrain.report import load_entry, write_report
 from cftrain.stats import bootstrap_ci, paired_bootstrap
 from cftrain.study import (
     EVAL_SIZES,
@@ -130,6 +130,33 @@ def test_train_timing_counts_cpu_seconds_that_a_pause_does_not_inflate(tmp_path)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     timing = train_timing(path)
     assert timing["seconds"] == 1030.0 and timing["cpu_s"] == 60.0 and timing["cpu_s_per_step"] == 20.0
+
+
+def test_train_timing_leaves_out_steps_a_launch_lost(tmp_path):
+    # Killed at step 3 before any checkpoint: the second launch starts again from step 0, so the first launch's
+    # 40 s and 40 CPU s trained a model that no longer exists (the study's control was matched on these numbers)
+    rows = [
+        {"step": 0, "time": 100.0, "cpu_s": 10.0, "event": "start"},
+        {"step": 2, "time": 120.0, "cpu_s": 30.0, "loss": 1.0},
+        {"step": 3, "time": 140.0, "cpu_s": 50.0, "loss": 1.0},
+        {"step": 0, "time": 500.0, "cpu_s": 10.0, "event": "start"},
+        {"step": 2, "time": 520.0, "cpu_s": 30.0, "loss": 1.0},
+        {"step": 4, "time": 540.0, "cpu_s": 50.0, "loss": 1.0},
+        {"step": 2, "time": 900.0, "cpu_s": 5.0, "event": "start"},  # resumed from checkpoint-2: step 4 was lost
+        {"step": 4, "time": 930.0, "cpu_s": 35.0, "loss": 1.0},
+    ]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    timing = train_timing(path)
+    assert timing["seconds"] == 20.0 + 30.0 and timing["cpu_s"] == 20.0 + 30.0 and timing["steps"] == 4
+
+
+def test_report_curves_keep_only_the_steps_that_made_the_model(tmp_path):
+    rows = [{"step": 0, "event": "start"}, {"step": 5, "loss": 9.0}, {"step": 10, "loss": 8.0},
+            {"step": 0, "event": "start"}, {"step": 5, "loss": 1.0}]  # fmt: skip
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    entry = load_entry(tmp_path)
+    assert [(r["step"], r["loss"]) for r in entry.log if "loss" in r] == [(5, 1.0)]
 
 
 def test_bootstrap_ci_on_hand_made_numbers():
