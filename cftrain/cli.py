@@ -309,8 +309,11 @@ def cmd_report(args: argparse.Namespace) -> None:
     from cftrain.report import write_report
 
     out = _writable_folder(args.out)
+    compare = [tuple(pair.split(":")) for pair in args.compare or []]
+    if any(len(pair) != 2 or not all(pair) for pair in compare):
+        raise UsageError(f"--compare takes A:B (two model names: A minus B); got {' '.join(args.compare)}")
     with bad_input(), staged(out) as tmp:
-        write_report(args.dirs, tmp, args.names)
+        write_report(args.dirs, tmp, args.names, compare or None)
     print(out / "report.md")
 
 
@@ -491,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="eval folders (metrics.json) or run folders")
     p.add_argument("--out", required=True, help="output folder for report.md and the PNGs")
     p.add_argument("--names", nargs="+", help="one display name per DIR (default: folder names)")
+    p.add_argument("--compare", nargs="+", metavar="A:B",
+                   help="paired differences A - B to table (default: each model minus the first)")  # fmt: skip
     p.set_defaults(fn=cmd_report, parser=p)
 
     return parser

@@ -350,17 +350,27 @@ def _cell_order(cell: str) -> tuple[int, int]:
     return rank, VARIANTS.index(variant) if variant in VARIANTS else 0
 
 
-def interval_tables(entries: list[Entry], n_boot: int = 2000, seed: int = 0) -> list[str]:
-    """EM with a 95% bootstrap interval per model x cell, and each model minus the first on the same items with a
-    paired bootstrap interval, from the eval folders' sample files (cftrain.stats)."""
+def interval_tables(
+    entries: list[Entry], pairs: list[tuple[str, str]] | None = None, n_boot: int = 2000, seed: int = 0
+) -> list[str]:
+    """EM with a 95% bootstrap interval per model x cell, and for each (a, b) in `pairs` (default: each model and
+    the first) a − b on the items both answered, with a paired bootstrap interval, from the eval folders' sample
+    files (cftrain.stats)."""
     from cftrain.stats import bootstrap_ci, paired_bootstrap
 
     scored = [(e, s) for e in entries if (s := item_scores(e))]
     if not scored:
         return []
     cells = sorted({c for _, s in scored for c in s}, key=lambda c: (_cell_order(c), c))
+    scores = {e.name: s for e, s in scored}
+    pairs = [(e.name, scored[0][0].name) for e, _ in scored[1:]] if pairs is None else pairs
+    for pair in pairs:
+        for name in pair:
+            if name not in scores:
+                raise ValueError(
+                    f"compare {pair[0]}:{pair[1]}: no model {name!r} with samples; models: {', '.join(scores)}"
+                )
     rows, diffs = [], []
-    (first, base), others = scored[0], scored[1:]
     for cell in cells:
         row = [cell]
         for _, s in scored:
@@ -370,25 +380,26 @@ def interval_tables(entries: list[Entry], n_boot: int = 2000, seed: int = 0) -> 
             row.append("–" if mean is None else f"{_pct(mean)} [{_pct(lo)}, {_pct(hi)}] (n={len(values)})")
         rows.append(row)
         diff_row = [cell]
-        for _, s in others:
-            shared = sorted(set(base.get(cell, {})) & set(s.get(cell, {})))
+        for a, b in pairs:
+            sa, sb = scores[a].get(cell, {}), scores[b].get(cell, {})
+            shared = sorted(set(sa) & set(sb))
             if not shared:
                 diff_row.append("–")
                 continue
-            d, lo, hi = paired_bootstrap([base[cell][i] for i in shared], [s[cell][i] for i in shared], n_boot, seed)
+            d, lo, hi = paired_bootstrap([sb[i] for i in shared], [sa[i] for i in shared], n_boot, seed)
             diff_row.append(f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
         diffs.append(diff_row)
     lines = [
         "## Exact match with 95% intervals",
         "",
         f"EM % [95% percentile bootstrap over items, {n_boot} resamples] (items). `ood/<variant>` pools the OOD",
-        "families. Then each model minus the first on the items both answered: a paired bootstrap (the same items",
+        "families. Then model minus model on the items both answered: a paired bootstrap (the same items",
         "resampled for both), so an interval that excludes 0 is a difference these items support.",
         "",
         *_table(["suite", *(e.name for e, _ in scored)], rows),
     ]
-    if others:
-        lines += _table(["suite", *(f"{e.name} − {first.name}" for e, _ in others)], diffs)
+    if pairs:
+        lines += _table(["suite", *(f"{a} − {b}" for a, b in pairs)], diffs)
     return lines
 
 
@@ -560,8 +571,14 @@ def plot_alignment(entries: list[Entry], path: Path) -> Path | None:
 # ---------------------------------------------------------------- the report
 
 
-def write_report(folders: list[str | Path], out: str | Path, names: list[str] | None = None) -> Path:
-    """Write `out`/report.md and its PNGs from eval/run folders; return the report's path."""
+def write_report(
+    folders: list[str | Path],
+    out: str | Path,
+    names: list[str] | None = None,
+    compare: list[tuple[str, str]] | None = None,
+) -> Path:
+    """Write `out`/report.md and its PNGs from eval/run folders; return the report's path. `compare` lists the
+    (a, b) model names whose paired difference a − b is tabled (default: each model minus the first)."""
     if names and len(names) != len(folders):
         raise ValueError(f"--names: got {len(names)} names for {len(folders)} folders")
     entries = [load_entry(f, n) for f, n in zip(folders, names or [None] * len(folders))]
@@ -588,7 +605,7 @@ def write_report(folders: list[str | Path], out: str | Path, names: list[str] | 
         if plots[2]:
             lines += ["![pass@k before RL](alignment.png)", ""]
     lines += external_table(entries)
-    lines += interval_tables(entries)
+    lines += interval_tables(entries, compare)
     curves = [(e, plot_curves(e, out / f"curves_{slug(e.name) or 'run'}.png")) for e in entries if e.log]
     if curves:
         lines += ["## Training curves", ""]

@@ -50,6 +50,8 @@ from cftrain.yamlfile import read_yaml
 RECIPES = Path(__file__).resolve().parent.parent / "recipes" / "smollm2-study"
 STAGES = ("sft", "grpo", "control", "eval", "report")
 MODELS = ("base", "sft", "grpo", "control")
+# The report's paired differences: what SFT taught, what GRPO added, and GRPO against SFT for the same compute.
+COMPARE = [("sft", "base"), ("grpo", "sft"), ("control", "sft"), ("grpo", "control")]
 MODEL = "cftrain:smollm2"
 VARIANTS = ["counterfactual", "interventional"]
 EVAL_SIZES = {"id": 200, "ood": 100, "external": 200, "cladder": 264, "alignment": 32}
@@ -417,7 +419,7 @@ class Study:
         folders = [self.out / "eval" / name for name in MODELS]
         runs = [self.out / name for name in MODELS[1:]]  # their metrics.jsonl: the training curves
         names = [*MODELS, *(f"{name} (training)" for name in MODELS[1:])]
-        path = write_report([*folders, *runs], self.out / "report", names)
+        path = write_report([*folders, *runs], self.out / "report", names, COMPARE)
         self.record("report", started)
         return path
 

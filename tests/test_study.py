@@ -206,6 +206,24 @@ def test_report_shows_intervals_and_paired_differences(tmp_path):
     assert "| cladder | +0.0 [+0.0, +0.0] |" in text
 
 
+def test_report_compares_the_named_pairs(tmp_path, capsys):
+    folders = [_eval_folder(tmp_path / n / "eval_id", ems, [1.0] * 20).parent
+               for n, ems in (("base", [0.0] * 100), ("grpo", [1.0] * 50 + [0.0] * 50), ("control", [1.0] * 100))]  # fmt: skip
+    names = ["base", "grpo", "control"]
+    text = write_report(folders, tmp_path / "r", names, [("grpo", "control")]).read_text()
+    assert "| suite | grpo − control |" in text and "| if_else/counterfactual | -50.0 [" in text
+    assert "grpo − base" not in text
+    with pytest.raises(ValueError, match="no model 'sft'"):
+        write_report(folders, tmp_path / "r2", names, [("sft", "base")])
+    args = ["report", *map(str, folders), "--names", *names, "--out", str(tmp_path / "r3")]
+    assert main([*args, "--compare", "grpo-control"]) == 2
+    assert "--compare takes A:B" in capsys.readouterr().err and not (tmp_path / "r3").exists()
+    assert main([*args, "--compare", "grpo:sft"]) == 2
+    assert "no model 'sft'" in capsys.readouterr().err and not (tmp_path / "r3").exists()
+    assert main([*args, "--compare", "control:grpo"]) == 0
+    assert "| if_else/counterfactual | +50.0 [" in (tmp_path / "r3" / "report.md").read_text()
+
+
 @pytest.mark.slow
 def test_study_end_to_end_on_the_micro_model(tmp_path):
     """Every stage on cftrain:micro with the fewest steps and a few eval items; then a rerun skips every stage."""
