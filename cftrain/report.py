@@ -297,12 +297,14 @@ def pass_tables(entries: list[Entry]) -> list[str]:
 def sources_table(entries: list[Entry]) -> list[str]:
     rows = []
     for e in entries:
-        gen = e.eval.get("generation", {})
-        settings = (
+        # Each eval's own settings (a model's evals may differ, e.g. shorter answers for the external suites).
+        gens = [_read_metrics(path).get("generation") for path in e.eval_paths] or [e.eval.get("generation")]
+        texts = [
             f"{gen.get('samples')} sample(s), T={gen.get('temperature')}, {gen.get('max_new_tokens')} new tokens"
-            if gen
-            else "–"
-        )
+            for gen in gens
+            if isinstance(gen, dict) and gen
+        ]
+        settings = "<br>".join(dict.fromkeys(texts)) or "–"
         prompt = e.eval.get("prompt", {})
         rows.append(
             [

@@ -224,6 +224,16 @@ def test_report_compares_the_named_pairs(tmp_path, capsys):
     assert "| if_else/counterfactual | +50.0 [" in (tmp_path / "r3" / "report.md").read_text()
 
 
+def test_report_lists_each_evals_generation_settings(tmp_path):
+    folder = tmp_path / "sft"
+    for name, tokens in (("eval_id", 256), ("eval_cruxeval", 128)):
+        _eval_folder(folder / name, [1.0] * 4, [1.0] * 4)
+        generation = {"samples": 1, "temperature": 0.0, "max_new_tokens": tokens}
+        (folder / name / "metrics.json").write_text(json.dumps({"metrics": {}, "generation": generation}))
+    text = write_report([folder], tmp_path / "r", ["sft"]).read_text()
+    assert "T=0.0, 256 new tokens<br>1 sample(s), T=0.0, 128 new tokens |" in text
+
+
 @pytest.mark.slow
 def test_study_end_to_end_on_the_micro_model(tmp_path):
     """Every stage on cftrain:micro with the fewest steps and a few eval items; then a rerun skips every stage."""
