@@ -41,6 +41,7 @@ class Entry:
     eval_paths: list[Path] = field(default_factory=list)
     eval: dict = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)
+    generations: list[dict] = field(default_factory=list)  # each eval's generation settings, in eval_paths' order
 
     @property
     def metrics(self) -> dict:
@@ -91,7 +92,9 @@ def load_entry(folder: str | Path, name: str | None = None) -> Entry:
     log_path = folder / "metrics.jsonl"
     if not paths and not log_path.is_file():
         raise ValueError(f"{folder}: holds no metrics.json, eval*/metrics.json or metrics.jsonl")
-    evaluation = merge_evals([_read_metrics(p) for p in paths]) if paths else {}
+    evals = [_read_metrics(p) for p in paths]
+    evaluation = merge_evals(evals) if evals else {}
+    generations = [e["generation"] for e in evals if isinstance(e.get("generation"), dict)]
     try:
         log = read_jsonl(log_path) if log_path.is_file() else []
     except json.JSONDecodeError as e:
@@ -101,7 +104,7 @@ def load_entry(folder: str | Path, name: str | None = None) -> Entry:
     if not all(isinstance(row, dict) for row in log):
         raise ValueError(f"{log_path}: every line must be a JSON object")
     default = folder.resolve().parent.name if folder.name.startswith("eval") else folder.resolve().name
-    return Entry(name or default, folder, paths, evaluation, kept_rows(log))
+    return Entry(name or default, folder, paths, evaluation, kept_rows(log), generations)
 
 
 def kept_rows(rows: list[dict]) -> list[dict]:
@@ -298,11 +301,10 @@ def sources_table(entries: list[Entry]) -> list[str]:
     rows = []
     for e in entries:
         # Each eval's own settings (a model's evals may differ, e.g. shorter answers for the external suites).
-        gens = [_read_metrics(path).get("generation") for path in e.eval_paths] or [e.eval.get("generation")]
         texts = [
             f"{gen.get('samples')} sample(s), T={gen.get('temperature')}, {gen.get('max_new_tokens')} new tokens"
-            for gen in gens
-            if isinstance(gen, dict) and gen
+            for gen in e.generations
+            if gen
         ]
         settings = "<br>".join(dict.fromkeys(texts)) or "–"
         prompt = e.eval.get("prompt", {})
