@@ -341,10 +341,21 @@ def load_program(source: str, entry: str = "f") -> Program:
 
 
 def clear_caches() -> None:
-    """Forget every compiled program and template (for benchmarks that want a cold start)."""
+    """Forget every compiled program and template, and the caches registered with `on_clear` (for benchmarks that
+    want a cold start)."""
     load_program.cache_clear()
     _TEMPLATES.clear()
     _LINES.clear()
+    for clear in _CLEARERS:
+        clear()
+
+
+_CLEARERS: list[Callable[[], None]] = []
+
+
+def on_clear(clear: Callable[[], None]) -> None:
+    """Have `clear_caches` also call `clear` (a generator's own cache of compiled templates)."""
+    _CLEARERS.append(clear)
 
 
 def _compile(source: str, entry: str) -> tuple[Program, ast.Module]:
@@ -367,6 +378,14 @@ def _instrumented(tree: ast.Module, calls: dict[int, int], has_loop: bool) -> tu
     return _replace(tree, body=[fn]), params
 
 
+def _check_row(values: list) -> list[int]:
+    """_check_result for a table's outputs in one pass (a row of ints, bools and None refused, within +-MAX_ABS)."""
+    if values and (set(map(type, values)) != {int} or min(values) < -MAX_ABS or max(values) > MAX_ABS):
+        for value in values:
+            _check_result(value)
+    return values
+
+
 def _scope() -> dict:
     return {
         "__builtins__": {},
@@ -376,6 +395,7 @@ def _scope() -> dict:
         "range": _range,
         "__bound": _bound,
         "__check": _check_result,
+        "__check_row": _check_row,
         "__guard": _guard,
     }
 
@@ -451,6 +471,56 @@ def _build_template(key: str, entry: str, n_slots: int, params: tuple[str, ...],
     scope = _scope()
     _exec(tree, entry, scope)
     return scope["__make"], params, structure
+
+
+def check_template(key: str, entry: str) -> ast.Module:
+    """Check a generator's template: `key` is a program with its int literals written as slots `#0`, `#1`, ... (one
+    per literal, as in _template); it must pass the same checks as a program. Returns its tree, where slot j is the
+    name `__kj` (for structure.normal_form(tree, slots=True) and tabulated_template). Raises UnsafeProgram."""
+    return _check(key.replace("#", "__k"), entry, slots=True)[0]
+
+
+def _branching(stmts: list[ast.stmt]) -> bool:
+    """Whether the statements hold a loop or a return (at any depth): what a one-pass table cannot run."""
+    for node in stmts:
+        if isinstance(node, ast.While | ast.For | ast.Return) or (
+            isinstance(node, ast.If) and (_branching(node.body) or _branching(node.orelse))
+        ):
+            return True
+    return False
+
+
+def tabulated_template(
+    tree: ast.Module, entry: str, n_slots: int, latent: str
+) -> Callable[..., Callable[..., list[int]]]:
+    """Compile a checked template (check_template) once. Returns `make`;
+    `make(*values)` gives `table` for the program with those literals: `table(*inputs, values_of_latent)` runs the
+    program's statements once per value of the hidden parameter `latent`, in one call, and returns the outputs in
+    order (a program over its whole hidden domain in one pass).
+
+    The table has the sandbox's return check (ints within +-MAX_ABS, ExecutionError otherwise) but no step or
+    per-assignment caps, so it is only for loop-free templates (ValueError otherwise) whose caller bounds the
+    values (see IfElseConfig): a loop-free program takes a bounded number of steps. tests/test_problems.py checks
+    tables against load_program on the programs' text. The tree is not changed.
+    """
+    fn = tree.body[0]
+    params = [a.arg for a in fn.args.args]
+    last = fn.body[-1]
+    if _branching(fn.body[:-1]) or latent not in params or not isinstance(last, ast.Return) or last.value is None:
+        raise ValueError(f"a tabulated template must be loop-free, take {latent!r}, and end in its only return")
+    inputs = "".join(f"{p}, " for p in params if p != latent)
+    slots = ", ".join(f"__k{j}" for j in range(n_slots))
+    maker = ast.parse(
+        f"def __make({slots}):\n    def __table({inputs}__values):\n        __out = []\n"
+        f"        __push = __out.append\n        for {latent} in __values:\n            __push(0)\n"
+        "        return __check_row(__out)\n    return __table"
+    )
+    loop = maker.body[0].body[0].body[2]
+    loop.body[-1].value.args[0] = last.value  # __push(<the returned expression>)
+    loop.body[:0] = fn.body[:-1]
+    scope = _scope()
+    _exec(maker, entry, scope)
+    return scope["__make"]
 
 
 # Parsing line by line. Generated programs share most of their lines (a few hundred distinct lines make thousands

@@ -126,10 +126,13 @@ def _choose(kind: str, test: _Node, then: _Node, other: _Node) -> _Node:
 
 
 class _Canon:
-    def __init__(self, params: Sequence[str]) -> None:
+    def __init__(self, params: Sequence[str], slots: bool = False) -> None:
         self.params = {name: i for i, name in enumerate(params)}
+        self.slots = slots
 
     def name(self, name: str) -> _Node:
+        if self.slots and name.startswith("__k"):  # a template's constant slot: a constant unequal to any other
+            return _Node("const", value=name, abstract="c", raw=name)
         abstract = f"p{self.params[name]}" if name in self.params else "v"
         return _Node("name", value=name, abstract=abstract, raw=f"n:{name}")
 
@@ -233,8 +236,10 @@ def _names_in_order(node: _Node, params: set[str], seen: dict[str, str]) -> dict
     return seen
 
 
-def normal_form(tree: ast.Module) -> str:
-    """The normal form of a checked program's tree as text (see the module docstring).
+def normal_form(tree: ast.Module, slots: bool = False) -> str:
+    """The normal form of a checked program's tree as text (see the module docstring). `slots`: the tree is a
+    template (execution.check_template) whose names `__k0`, `__k1`, ... are constants, each unequal to the others:
+    its normal form is that of its programs whose constants the rewrites never find equal.
 
     >>> src = "def f(x, r):\\n    if x > 3:\\n        y = r * 7 + x\\n    else:\\n        y = x + 7 * r\\n    return y"
     >>> normal_form(ast.parse(src))
@@ -242,7 +247,7 @@ def normal_form(tree: ast.Module) -> str:
     """
     fn = tree.body[0]
     params = [a.arg for a in fn.args.args]
-    body = _Canon(params).block(fn.body)
+    body = _Canon(params, slots).block(fn.body)
     positions = {name: f"p{i}" for i, name in enumerate(params)}
     locals_ = _names_in_order(body, set(positions), {})
     return _render(body, lambda name: positions.get(name) or locals_[name])
@@ -255,4 +260,9 @@ def structure_of(tree: ast.Module) -> str:
     >>> same[0] == same[1]
     True
     """
-    return hashlib.sha1(normal_form(tree).encode()).hexdigest()[:16]
+    return digest(normal_form(tree))
+
+
+def digest(form: str) -> str:
+    """The structure hash of a normal form (what structure_of returns for a tree of that form)."""
+    return hashlib.sha1(form.encode()).hexdigest()[:16]

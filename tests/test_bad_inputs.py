@@ -25,7 +25,7 @@ RECIPE = {"method": "grpo", "model": {"name_or_path": "cftrain:micro"}, "output_
 
 
 # One-to-one branches with no reduction cannot give four consistent answers: no item ever passes the filters.
-UNSATISFIABLE = {"min_answer_size": 4, "max_answer_size": 4, "simple": True, "modulus_prob": 0.0, "set_valued": 0,
+UNSATISFIABLE = {"min_answer_size": 4, "max_answer_size": 4, "simple": True, "depth": 0, "modulus_prob": 0.0, "set_valued": 0,
                  "max_attempts": 50}  # fmt: skip
 
 

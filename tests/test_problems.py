@@ -116,9 +116,9 @@ def test_knob_errors_name_the_knob():
 
 def test_impossible_filters_raise_naming_a_knob_instead_of_looping():
     family = get_family("if_else")
-    # One-to-one branches (simple, no reduction): four consistent answers are impossible.
+    # One-to-one branches (simple, no nested if on r, no reduction): four consistent answers are impossible.
     cfg = family.make_config(
-        min_answer_size=4, max_answer_size=4, modulus_prob=0.0, simple=True, set_valued=0, max_attempts=50
+        min_answer_size=4, max_answer_size=4, modulus_prob=0.0, simple=True, depth=0, set_valued=0, max_attempts=50
     )
     with pytest.raises(ValueError, match="relax min_answer_size/max_answer_size"):
         list(generate(family, "counterfactual", 1, cfg=cfg))

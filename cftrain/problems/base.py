@@ -21,7 +21,7 @@ from typing import Any
 from cftrain.execution import ExecutionError, UnsafeProgram, load_program
 from cftrain.problems.truth import VARIANTS, abduction_answer, latent_space
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 SPLITS = ("any", "train", "test")
 # One program structure in five is held out for test files: train and test never share a structure.
 _TEST_BUCKETS = 5
@@ -100,6 +100,8 @@ class Scenario:
     # Draws another (inputs, truth, intervention) for the same program: check_scenario tries up to DRAWS of
     # them, in order, when one fails a filter, so a program is compiled once for several chances to pass.
     redraw: Callable[[], tuple[dict[str, int], dict[str, int], dict[str, int]]] | None = None
+    # The entry's parameters in order, where the family knows them (else the program is loaded to read them).
+    params: tuple[str, ...] = ()
 
 
 class Family:
@@ -122,6 +124,11 @@ class Family:
     def render(self, scenario: Scenario, variant: str, output: int) -> str:
         """The task text for one variant; `output` is the observed result of the factual run."""
         raise NotImplementedError
+
+    def attempt(self, rng: random.Random, cfg: FamilyConfig, want_set: bool) -> Checked | str:
+        """One try at an item: a checked item, or the reason the try was rejected. A family may draw and check
+        faster than `sample` + `check_scenario` (if_else does); it must keep their guarantees."""
+        return check_scenario(self.sample(rng, cfg), cfg, want_set)
 
     def make_config(self, **overrides: Any) -> FamilyConfig:
         """Build this family's config from keyword overrides (strings are parsed by the field's type)."""
@@ -240,14 +247,28 @@ def _check_draw(
     observed, intervened = table(inputs), table(new_inputs)
     if observed is None or intervened is None:
         return "error"
-    truth = space.index(truth_values)
+    result = check_rows(observed, intervened, space.index(truth_values), cfg, want_set)
+    if isinstance(result, str):
+        return result
+    if s.check_branches and dead_branch(s.program, s.entry, [inputs, new_inputs], space, [observed, intervened]):
+        return "dead-branch"
+    output, consistent, counterfactual, interventional = result
+    return output, [space[i] for i in consistent], counterfactual, interventional
+
+
+def check_rows(
+    observed: list[int], intervened: list[int], truth: int, cfg: FamilyConfig, want_set: bool
+) -> tuple[int, list[int], list[int], list[int]] | str:
+    """The answer filters on a program's outputs over the hidden domain, before (`observed`) and after
+    (`intervened`) the intervention, with the true world at index `truth`: (output, indices of the consistent
+    worlds, counterfactual answer, interventional answer), or the reason the draw is rejected."""
     output = observed[truth]
-    consistent = [latent for latent, y in zip(space, observed) if y == output]
-    if len(consistent) == len(space):
+    consistent = [i for i, y in enumerate(observed) if y == output]
+    if len(consistent) == len(observed):
         return "uninformative"
     if intervened == observed:
         return "input-ignored"
-    counterfactual = sorted({y for y, obs in zip(intervened, observed) if obs == output})
+    counterfactual = sorted({intervened[i] for i in consistent})
     if counterfactual == [output]:
         return "no-effect"
     if intervened[truth] == output:
@@ -258,8 +279,6 @@ def _check_draw(
         return "not-set-valued"
     if cfg.require_abduction and counterfactual == sorted(set(intervened)):
         return "abduction-unneeded"
-    if s.check_branches and dead_branch(s.program, s.entry, [inputs, new_inputs], space, [observed, intervened]):
-        return "dead-branch"
     return output, consistent, counterfactual, [intervened[truth]]
 
 
@@ -323,7 +342,7 @@ def generate_item(family: Family, cfg: FamilyConfig, seed: int, index: int, key:
     want_set = cfg.set_valued > 0 and rng.random() < cfg.set_valued
     reasons: dict[str, int] = {}
     for _ in range(cfg.max_attempts):
-        result = check_scenario(family.sample(rng, cfg), cfg, want_set)
+        result = family.attempt(rng, cfg, want_set)
         if isinstance(result, Checked):
             return result
         reasons[result] = reasons.get(result, 0) + 1
@@ -448,7 +467,7 @@ def _worker_signals() -> None:
 def _call(scenario: Scenario, inputs: dict[str, int], latents: dict[str, int] | None = None) -> str:
     """`f(4, r)` for a hidden call, `f(4, 3)` when the hidden values are given, in the function's order."""
     values = {**inputs, **(latents or {name: name for name in scenario.latent_domain})}
-    params = load_program(scenario.program, scenario.entry).params
+    params = scenario.params or load_program(scenario.program, scenario.entry).params
     return f"{scenario.entry}({', '.join(str(values[p]) for p in params)})"
 
 

@@ -1,75 +1,78 @@
 """`if_else` (train and in-distribution test) and `if_else_long` (OOD: deeper nesting, more branches).
 
 The paper's template: `def f(x, r)` with one hidden integer r, an if/elif/else chain on x whose branches
-compute arithmetic on x and r (a branch may nest an `if` on r), and an optional final `% m` that makes
-several r consistent with one observation, so answers are sets.
+compute arithmetic on x and r (a branch may nest an `if` on r), and an optional final reduction (`% m`, `// a`,
+`abs(result - m)`) that makes several r consistent with one observation, so answers are sets.
+
+Generator v3 draws from a finite pool of program structures. The pool is fixed by the structure knobs (not by
+the seed, the split or the answer knobs): `structures` skeletons with distinct canonical structure hashes
+(cftrain.structure), each a program whose int literals are slots. Every item picks one and draws all of its
+constants afresh, so programs are new per item while structures repeat; train and test still never share one
+(each structure falls in one split bucket). A skeleton is compiled once (execution.tabulated_template, the
+sandbox's checks on its text) into a function that runs the program over the whole hidden range in one call: the
+answers are still computed by executing the program. The generator also pairs each template with the function
+it computes (the model below), to check, before anything runs, that every `if` is live: its condition splits the
+points of (x, r) that reach it and its two bodies give different outputs on both sides.
 """
 
 from __future__ import annotations
 
+import ast
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import lru_cache
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from functools import cache, lru_cache, partial
+from typing import Any
 
-from cftrain.problems.base import Family, FamilyConfig, Scenario, check_probability, render_code
+from cftrain import execution
+from cftrain.problems.base import (
+    Checked,
+    Family,
+    FamilyConfig,
+    Scenario,
+    check_probability,
+    check_rows,
+    knob_values,
+    render_code,
+    structure_split,
+)
 from cftrain.problems.registry import register
+from cftrain.structure import digest, normal_form
 
-# Each template pairs its text with the function it computes, so the generator can see, over the whole domain of
-# (x, r), which conditions split the points that reach them and which bodies differ: it emits only live branches.
 _Fn = Callable[..., int]
-_EXPRS: tuple[tuple[str, _Fn], ...] = (
-    ("x + r", lambda x, r, a, t: x + r),
-    ("r + x", lambda x, r, a, t: r + x),
-    ("x - r", lambda x, r, a, t: x - r),
-    ("r - x", lambda x, r, a, t: r - x),
-    ("x * r", lambda x, r, a, t: x * r),
-    ("x * {a} + r", lambda x, r, a, t: x * a + r),
-    ("r * {a} + x", lambda x, r, a, t: r * a + x),
-    ("(x + r) * {a}", lambda x, r, a, t: (x + r) * a),
-    ("x * {a} - r", lambda x, r, a, t: x * a - r),
-    ("x + r * {a}", lambda x, r, a, t: x + r * a),
-    ("x * r + {a}", lambda x, r, a, t: x * r + a),
-    ("(x + {a}) * r", lambda x, r, a, t: (x + a) * r),
-    ("x * {a} * r", lambda x, r, a, t: x * a * r),
-    ("r * {a} - x", lambda x, r, a, t: r * a - x),
-)
-_SIMPLE = _EXPRS[:5]
+# Branch bodies (the value of `result`); no two are one canonical structure (so `r + x` is absent).
+_EXPRS = (
+    "x + r", "x - r", "r - x", "x * r", "x * {a} + r", "(x + r) * {a}", "x * {a} - r", "x + r * {a}",
+    "x * r + {a}", "(x + {a}) * r", "x * {a} * r", "r * {a} - x",
+)  # fmt: skip
+_SIMPLE = _EXPRS[:4]
 # Many-to-one in r: several hidden values give one result, so an observation leaves a set of them.
-_MANY: tuple[tuple[str, _Fn], ...] = (
-    ("x + r // {a}", lambda x, r, a, t: x + r // a),
-    ("(x + r) // {a}", lambda x, r, a, t: (x + r) // a),
-    ("x * (r % {a})", lambda x, r, a, t: x * (r % a)),
-    ("x + r % {a}", lambda x, r, a, t: x + r % a),
-    ("max(x, r) + {a}", lambda x, r, a, t: max(x, r) + a),
-    ("min(x, r) * {a}", lambda x, r, a, t: min(x, r) * a),
-    ("abs(x - r) * {a}", lambda x, r, a, t: abs(x - r) * a),
-    ("x + (r > {t}) * {a}", lambda x, r, a, t: x + (r > t) * a),
-)
-_R_CONDS: tuple[tuple[str, _Fn], ...] = (
-    ("r >= {t}", lambda x, r, t, u: r >= t),
-    ("r < {t}", lambda x, r, t, u: r < t),
-    ("r > {t}", lambda x, r, t, u: r > t),
-    ("r <= {t}", lambda x, r, t, u: r <= t),
-    ("r % 2 == 0", lambda x, r, t, u: r % 2 == 0),
-    ("r % 3 == {u}", lambda x, r, t, u: r % 3 == u),
-)
-_X_CONDS: tuple[tuple[str, _Fn], ...] = (
-    ("x >= {t}", lambda x, r, t, u: x >= t),
-    ("x < {t}", lambda x, r, t, u: x < t),
-    ("x % 2 == 1", lambda x, r, t, u: x % 2 == 1),
-    ("x + r > {t}", lambda x, r, t, u: x + r > t),
-    ("x * r < {t}", lambda x, r, t, u: x * r < t),
-)
-_RETURNS: tuple[tuple[str, _Fn], ...] = (
-    ("(result * {a} - r) % {m}", lambda y, x, r, a, m: (y * a - r) % m),
-    ("result % {m}", lambda y, x, r, a, m: y % m),
-    ("(result + {a}) % {m}", lambda y, x, r, a, m: (y + a) % m),
-    ("(result + x * {a}) % {m}", lambda y, x, r, a, m: (y + x * a) % m),
-    ("result // {a} + {m}", lambda y, x, r, a, m: y // a + m),
-    ("abs(result - {m})", lambda y, x, r, a, m: abs(y - m)),
-)
-_TRIES = 8  # draws of a condition or body before a branch gives way to a plain assignment
+_MANY = (
+    "x + r // {a}", "(x + r) // {a}", "x * (r % {a})", "x + r % {a}", "max(x, r) + {a}", "min(x, r) * {a}",
+    "abs(x - r) * {a}", "x + (r > {t}) * {a}",
+)  # fmt: skip
+_R_CONDS = ("r >= {t}", "r < {t}", "r > {t}", "r <= {t}", "r % 2 == 0", "r % 3 == {u}")
+_X_CONDS = ("x >= {t}", "x < {t}", "x % 2 == 1", "x + r > {t}", "x * r < {t}")
+# The reductions of `result` in the final return.
+_RETURNS = (
+    "(result * {a} - r) % {m}", "result % {m}", "(result + {a}) % {m}", "(result + x * {a}) % {m}",
+    "result // {a} + {m}", "abs(result - {m})",
+)  # fmt: skip
+
+
+@cache
+def _function(text: str, reduce: str = "result") -> _Fn:
+    """The generator's model of a body or condition, compiled from the very text the program shows:
+    `fn(a, t, u, ra, rm, x, r)` for `text` with its constants a, t, u, reduced by the return `reduce` (whose
+    constants are ra, rm). Only the liveness check uses it; answers come from running the program."""
+    body = reduce.format(a="ra", m="rm").replace("result", f"({text.format(a='a', t='t', u='u')})")
+    return eval(f"lambda a, t, u, ra, rm, x, r: {body}", {"__builtins__": {}, "abs": abs, "min": min, "max": max})  # noqa: S307 - the generator's own templates
+
+
+# Every range knob stays within +-_LIMIT, so no generated program comes near the sandbox's magnitude cap (the
+# largest intermediate value is about _LIMIT**4 = 6e10 < MAX_ABS): the one-pass tables need no per-step caps.
+_LIMIT = 500
 
 
 @dataclass
@@ -90,11 +93,18 @@ class IfElseConfig(FamilyConfig):
         metadata={"help": "chance a branch body is many-to-one in r (`r // a`, `r % a`, min/max/abs, `r > t`)"},
     )
     m_min: int = field(default=20, metadata={"help": "smallest modulus m"})
-    m_max: int = field(default=60, metadata={"help": "largest modulus m"})
+    m_max: int = field(default=99, metadata={"help": "largest modulus m"})
     coef_max: int = field(default=9, metadata={"help": "largest constant in expressions"})
     simple: bool = field(
         default=False,
         metadata={"help": "branches compute only x+r, x-r, r-x, x*r (no constants): a tiny-model curriculum"},
+    )
+    structures: int = field(
+        default=128,
+        metadata={
+            "help": "size of the pool of program structures items draw from (fixed by the structure knobs; "
+            "constants are drawn per item); fewer if the knobs admit fewer"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -106,6 +116,11 @@ class IfElseConfig(FamilyConfig):
             raise ValueError(f"need 1 <= min_branches <= max_branches; got {self.min_branches}, {self.max_branches}")
         if self.depth < 0 or self.coef_max < 2:
             raise ValueError(f"need depth >= 0 and coef_max >= 2; got {self.depth}, {self.coef_max}")
+        for name in ("x_max", "r_min", "r_max", "m_max", "coef_max"):
+            if abs(getattr(self, name)) > _LIMIT:
+                raise ValueError(f"{name} must be within +-{_LIMIT}; got {getattr(self, name)}")
+        if self.structures < 1:
+            raise ValueError(f"structures must be >= 1; got {self.structures}")
         for name in ("nest_prob", "modulus_prob", "many_prob"):
             check_probability(name, getattr(self, name))
 
@@ -118,125 +133,142 @@ class IfElseLongConfig(IfElseConfig):
     nest_prob: float = field(default=0.7, metadata={"help": "chance a branch body is a nested if"})
 
 
+# The knobs that do not change which structures the pool holds: one pool serves the train and the test split.
+_NOT_STRUCTURAL = frozenset(f.name for f in fields(FamilyConfig))
+
+
+@dataclass(frozen=True)
+class _Skeleton:
+    """One structure: the program with its literals as slots #0, #1, ... (`key`), how each slot's value is drawn
+    (`slots`), and the shape the liveness check walks (`shape`)."""
+
+    key: str
+    pieces: tuple[str | int, ...]  # key split at its slots: text, slot index, text, ...
+    slots: tuple[str, ...]
+    shape: tuple
+    branches: int
+    modulus: bool
+    structure: str
+    tree: ast.Module  # the checked template, compiled when an item first draws this skeleton
+
+
+@dataclass
+class _Pool:
+    skeletons: list[_Skeleton]
+    split: dict[str, list[int]]  # "train"/"test"/"any" -> indices of the skeletons there
+    # Per config (IfElse.pool makes one view per config object): compiled tables by skeleton index, the knob
+    # values for meta, each slot kind's value range, and the splits of points by condition seen so far.
+    makers: dict[int, Callable] = field(default_factory=dict)
+    knobs: dict[str, Any] = field(default_factory=dict)
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    splits: dict[tuple, tuple[list, list]] = field(default_factory=dict)
+
+
+_POOLS: dict[tuple, _Pool] = {}
+# Config objects seen, by identity, with their pool: computing a pool's key per attempt would cost more than the
+# attempt. The config is kept alive here, so its id is not reused while cached; generation never changes a config.
+_BY_CONFIG: dict[int, tuple[IfElseConfig, _Pool]] = {}
+execution.on_clear(_POOLS.clear)
+execution.on_clear(_BY_CONFIG.clear)
+execution.on_clear(_function.cache_clear)
+_SLOT = re.compile(r"#([0-9]+)")
+
+
 class IfElse(Family):
     name = "if_else"
     config_cls = IfElseConfig
     description = "one hidden r, if/elif/else on x with nested ifs on r, optional % m (training family)"
 
-    def sample(self, rng: random.Random, cfg: IfElseConfig) -> Scenario:
-        if rng.random() < cfg.modulus_prob:
-            text, reduce = rng.choice(_RETURNS)
-            a, m = rng.randint(2, cfg.coef_max), rng.randint(cfg.m_min, cfg.m_max)
-            last = f"    return {text.format(a=a, m=m)}"
-
-            def out(y: int, x: int, r: int) -> int:
-                return reduce(y, x, r, a, m)
-        else:
-            last = "    return result"
-
-            def out(y: int, x: int, r: int) -> int:
-                return y
-
-        def differ(f: _Fn, g: _Fn, points: list[tuple[int, int]]) -> bool:
-            return any(out(f(x, r), x, r) != out(g(x, r), x, r) for x, r in points)
-
-        def leaf(reach: list[tuple[int, int]]) -> tuple[list[str], _Fn]:
-            pool = _SIMPLE if cfg.simple else _MANY if rng.random() < cfg.many_prob else _EXPRS
-            for _ in range(_TRIES):
-                text, fn = rng.choice(pool)
-                a, t = rng.randint(2, cfg.coef_max), rng.randint(cfg.r_min, max(cfg.r_min, cfg.r_max - 1))
-                # A comparison inside the expression must split the hidden values that reach it, or it is dead.
-                if "{t}" not in text or len({r > t for _, r in reach}) == 2:
-                    break
-            else:
-                text, fn = _EXPRS[0]
-            return [f"result = {text.format(a=a, t=t)}"], lambda x, r: fn(x, r, a, t)
-
-        def body(level: int, reach: list[tuple[int, int]]) -> tuple[list[str], _Fn]:
-            """A branch body for the points `reach`: a nested if only where its condition splits them and its two
-            bodies give different outputs on both sides (so neither side can be dropped), else an assignment."""
-            if level >= cfg.depth or len(reach) < 2 or rng.random() >= cfg.nest_prob:
-                return leaf(reach)
-            conds = _R_CONDS if level % 2 == 0 else _R_CONDS + _X_CONDS
-            for _ in range(_TRIES):
-                text, test = rng.choice(conds)
-                # Thresholds on r fall strictly inside its range.
-                low = cfg.r_min + 1
-                t = rng.randint(low, max(low, cfg.r_max - 1)) if text.startswith("r ") else rng.randint(1, 20)
-                u = rng.randint(0, 2)
-                yes = [(x, r) for x, r in reach if test(x, r, t, u)]
-                if 0 < len(yes) < len(reach):
-                    break
-            else:
-                return leaf(reach)
-            no = [(x, r) for x, r in reach if not test(x, r, t, u)]
-            then_lines, then = body(level + 1, yes)
-            for _ in range(_TRIES):
-                other_lines, other = body(level + 1, no)
-                if differ(then, other, yes) and differ(then, other, no):
-                    lines = [f"if {text.format(t=t, u=u)}:", *_indent(then_lines), "else:", *_indent(other_lines)]
-                    return lines, _branch(lambda x, r: test(x, r, t, u), then, other)
-            return leaf(reach)
-
-        def chain(cuts: list[int], reach: list[tuple[int, int]]) -> tuple[list[tuple[str, list[str]]], _Fn]:
-            """The if/elif/else arms on x from the first cut on, as (condition or "", body lines), and their function.
-            An arm whose body matches the rest of the chain on either side of its cut is dropped."""
-            if not cuts:
-                lines, fn = body(0, reach)
-                return [("", lines)], fn
-            cut, other = cuts[0], rng.randint(cuts[0], cfg.x_max) if rng.random() < 0.2 else None
-            if other is None:
-                cond, test = f"x < {cut}", lambda x: x < cut
-            elif other == cut:
-                cond, test = f"x <= {cut}", lambda x: x <= cut
-            else:
-                cond, test = f"x < {cut} or x == {other}", lambda x: x < cut or x == other
-            # The test reads x only: evaluate it once per x value, then split the points by a set lookup.
-            passing = set(filter(test, xs))
-            yes = [p for p in reach if p[0] in passing]
-            if not 0 < len(yes) < len(reach):  # e.g. `x <= 12` with x_max=12: back to the plain cut
-                cond, test = f"x < {cut}", lambda x: x < cut
-                passing = set(filter(test, xs))
-                yes = [p for p in reach if p[0] in passing]
-            no = [p for p in reach if p[0] not in passing]
-            if not yes or not no:
-                return chain(cuts[1:], reach)
-            arms, rest = chain(cuts[1:], no)
-            for _ in range(_TRIES):
-                lines, fn = body(0, yes)
-                if differ(fn, rest, yes) and differ(fn, rest, no):
-                    return [(cond, lines), *arms], _branch(lambda x, r: test(x), fn, rest)
-            return arms, rest
-
-        n = rng.randint(cfg.min_branches, cfg.max_branches)
-        cuts = sorted(rng.sample(range(cfg.x_min + 1, cfg.x_max + 1), min(n - 1, cfg.x_max - cfg.x_min)))
-        xs = range(cfg.x_min, cfg.x_max + 1)
-        points = _points(cfg.x_min, cfg.x_max, cfg.r_min, cfg.r_max)
-        arms, _ = chain(cuts, points)
-        lines = ["def f(x, r):"]
-        if len(arms) == 1:
-            lines += _indent(arms[0][1])
-        else:
-            for i, (cond, arm) in enumerate(arms):
-                lines.append(f"    {'else' if not cond else 'if' if i == 0 else 'elif'}{' ' + cond if cond else ''}:")
-                lines += _indent(_indent(arm))
-        lines.append(last)
-
-        def draw() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-            x_obs, x_new = rng.sample(range(cfg.x_min, cfg.x_max + 1), 2)
-            return {"x": x_obs}, {"r": rng.randint(cfg.r_min, cfg.r_max)}, {"x": x_new}
-
-        inputs, truth, intervention = draw()
-        return Scenario(
-            program="\n".join(lines),
-            latent_domain={"r": (cfg.r_min, cfg.r_max)},
-            inputs=inputs,
-            truth=truth,
-            intervention=intervention,
-            redraw=draw,
-            meta={"branches": len(arms), "modulus": last != "    return result"},
-            check_branches=False,  # built live above: no if can be dropped on the domain of (x, r)
+    def pool(self, cfg: IfElseConfig) -> _Pool:
+        """The structures this config's items draw from (built once per structure knobs)."""
+        cached = _BY_CONFIG.get(id(cfg))
+        if cached is not None and cached[0] is cfg:
+            return cached[1]
+        structural = tuple((f.name, getattr(cfg, f.name)) for f in fields(cfg) if f.name not in _NOT_STRUCTURAL)
+        pool = _POOLS.get((self.name, structural))
+        if pool is None:
+            pool = _POOLS[self.name, structural] = _build_pool(self.name, cfg, structural)
+        if len(_BY_CONFIG) > 64:
+            _BY_CONFIG.clear()
+        _BY_CONFIG[id(cfg)] = (
+            cfg,
+            _Pool(pool.skeletons, pool.split, pool.makers, knob_values(cfg), _slot_ranges(cfg)),
         )
+        return _BY_CONFIG[id(cfg)][1]
+
+    def _program(self, rng: random.Random, cfg: IfElseConfig) -> tuple[_Pool, int, list[int]] | str:
+        """Pick a structure of cfg's split and draw its constants: (pool, skeleton index, values), or the reason
+        the draw has a dead `if`."""
+        pool = self.pool(cfg)
+        choices = pool.split[cfg.split]
+        if not choices:
+            raise ValueError(
+                f"family {self.name}: none of its {len(pool.skeletons)} program structures falls in split "
+                f"{cfg.split}; raise the structures knob (now {cfg.structures}) or widen the structure knobs"
+            )
+        index = choices[rng.randrange(len(choices))]
+        skeleton = pool.skeletons[index]
+        values = _draw(rng, cfg, skeleton, pool)
+        if values is None:
+            return "dead-branch"
+        return pool, index, values
+
+    def attempt(self, rng: random.Random, cfg: IfElseConfig, want_set: bool) -> Checked | str:
+        drawn = self._program(rng, cfg)
+        if isinstance(drawn, str):
+            return drawn
+        pool, index, values = drawn
+        make = pool.makers.get(index)
+        if make is None:
+            make = pool.makers[index] = execution.tabulated_template(pool.skeletons[index].tree, "f", len(values), "r")
+        table = make(*values)
+        rs = range(cfg.r_min, cfg.r_max + 1)
+        rows: dict[int, list[int]] = {}
+        shared: dict[int, list[int]] = {}  # x -> indices of the hidden values whose output another one shares
+        first = ""
+        for _ in range(_OBSERVATIONS):  # one program, several observations: its table is computed once per x
+            x_obs, x_new = _two(rng, cfg.x_min, cfg.x_max)
+            if x_obs not in rows:
+                rows[x_obs] = table(x_obs, rs)
+            if want_set:
+                # Only an output that two hidden values share (and not all of them) can leave a set: draw among those.
+                if x_obs not in shared:
+                    row = rows[x_obs]
+                    shared[x_obs] = [i for i, y in enumerate(row) if row.count(y) > 1] if 1 < len(set(row)) else []
+                indices = shared[x_obs]
+                if not indices:
+                    first = first or "not-set-valued"
+                    continue
+                truth = indices[_randint(rng, 0, len(indices) - 1)]
+            else:
+                truth = _randint(rng, 0, len(rs) - 1)
+            if x_new not in rows:
+                rows[x_new] = table(x_new, rs)
+            result = check_rows(rows[x_obs], rows[x_new], truth, cfg, want_set)
+            if isinstance(result, str):
+                first = first or result
+                continue
+            output, consistent, counterfactual, interventional = result
+            if 0 <= interventional[0] < _SMALL and rng.random() >= 0.5 + 0.5 * interventional[0] / _SMALL:
+                first = first or "small-answer"
+                continue
+            skeleton = pool.skeletons[index]
+            scenario = _scenario(skeleton, values, cfg, x_obs, rs[truth], x_new)
+            worlds = [{"r": rs[i]} for i in consistent]
+            return Checked(
+                scenario, output, worlds, counterfactual, interventional, skeleton.structure, dict(pool.knobs)
+            )
+        return first
+
+    def sample(self, rng: random.Random, cfg: IfElseConfig) -> Scenario:
+        """One live program with one observation (what `attempt` checks, for the generic `check_scenario`)."""
+        for _ in range(cfg.max_attempts):
+            drawn = self._program(rng, cfg)
+            if not isinstance(drawn, str):
+                pool, index, values = drawn
+                x_obs, x_new = _two(rng, cfg.x_min, cfg.x_max)
+                return _scenario(pool.skeletons[index], values, cfg, x_obs, _randint(rng, cfg.r_min, cfg.r_max), x_new)
+        raise ValueError(f"family {self.name}: no live program in max_attempts={cfg.max_attempts}")
 
     def render(self, scenario: Scenario, variant: str, output: int) -> str:
         return render_code(scenario, variant, output)
@@ -252,14 +284,256 @@ register(IfElse())
 register(IfElseLong())
 
 
+def _scenario(skeleton: _Skeleton, values: list[int], cfg: IfElseConfig, x_obs: int, r: int, x_new: int) -> Scenario:
+    program = "".join(piece if type(piece) is str else str(values[piece]) for piece in skeleton.pieces)
+    return Scenario(
+        program=program,
+        latent_domain={"r": (cfg.r_min, cfg.r_max)},
+        inputs={"x": x_obs},
+        truth={"r": r},
+        intervention={"x": x_new},
+        meta={"branches": skeleton.branches, "modulus": skeleton.modulus},
+        check_branches=False,  # every if was checked live on the domain of (x, r) by _draw
+        params=("x", "r"),
+    )
+
+
+def _build_pool(name: str, cfg: IfElseConfig, structural: tuple) -> _Pool:
+    """`cfg.structures` skeletons with distinct structures, drawn from a generator seeded by the structure knobs
+    (up to 20 draws per place: a config whose knobs admit fewer structures gets a smaller pool). A skeleton is kept
+    only if one of _VIABLE draws of its constants is live, so items do not spend their attempts on structures whose
+    ifs can never all matter (say a nested `if r < t` inside `if r < t'` on a one-value arm)."""
+    rng = random.Random(f"{name}|pool|{structural}")
+    probe = _Pool([], {}, ranges=_slot_ranges(cfg))
+    skeletons: list[_Skeleton] = []
+    seen: set[str] = set()
+    for _ in range(20 * cfg.structures):
+        skeleton = _skeleton(rng, cfg)
+        if skeleton is None or skeleton.structure in seen:
+            continue
+        seen.add(skeleton.structure)
+        if any(_draw(rng, cfg, skeleton, probe) is not None for _ in range(_VIABLE)):
+            skeletons.append(skeleton)
+            if len(skeletons) == cfg.structures:
+                break
+    split: dict[str, list[int]] = {"any": list(range(len(skeletons))), "train": [], "test": []}
+    for i, skeleton in enumerate(skeletons):
+        split[structure_split(skeleton.structure)].append(i)
+    return _Pool(skeletons, split)
+
+
+def _skeleton(rng: random.Random, cfg: IfElseConfig) -> _Skeleton | None:
+    """Draw one structure: a chain of arms on x, bodies that may nest ifs, an optional reduction. None if its
+    normal form has fewer ifs than written (two bodies of one if are the same structure: never live)."""
+    slots: list[str] = []
+
+    def slot(kind: str) -> str:
+        slots.append(kind)
+        return f"#{len(slots) - 1}"
+
+    def leaf() -> tuple[list[str], tuple]:
+        text = rng.choice(_SIMPLE if cfg.simple else _MANY if rng.random() < cfg.many_prob else _EXPRS)
+        a = slot("a") if "{a}" in text else ""
+        t = slot("t") if "{t}" in text else ""
+        return [f"result = {text.format(a=a, t=t)}"], ("leaf", text, _index(a), _index(t))
+
+    def body(level: int) -> tuple[list[str], tuple]:
+        if level >= cfg.depth or rng.random() >= cfg.nest_prob:
+            return leaf()
+        text = rng.choice(_R_CONDS if level % 2 == 0 else _R_CONDS + _X_CONDS)
+        t = slot("tr" if text in _R_CONDS else "tx") if "{t}" in text else ""
+        u = slot("u") if "{u}" in text else ""
+        then_lines, then = body(level + 1)
+        other_lines, other = body(level + 1)
+        lines = [f"if {text.format(t=t, u=u)}:", *_indent(then_lines), "else:", *_indent(other_lines)]
+        return lines, ("nest", text, _index(t), _index(u), then, other)
+
+    n = min(rng.randint(cfg.min_branches, cfg.max_branches), cfg.x_max - cfg.x_min + 1)
+    arms: list[tuple] = []
+    lines = ["def f(x, r):"]
+    for i in range(n):
+        arm_lines, shape = body(0)
+        if n == 1:
+            lines += _indent(arm_lines)
+            arms.append((None, -1, shape))
+            break
+        if i == n - 1:
+            lines.append("    else:")
+            arms.append((None, -1, shape))
+        else:
+            # `x <= c` holds the cut's value minus one: both mean x below the cut.
+            op = "<=" if rng.random() < 0.2 else "<"
+            cut = slot("cut" + op)
+            lines.append(f"    {'if' if i == 0 else 'elif'} x {op} {cut}:")
+            arms.append((op, _index(cut), shape))
+        lines += _indent(_indent(arm_lines))
+    reduce = None
+    if rng.random() < cfg.modulus_prob:
+        text = rng.choice(_RETURNS)
+        a = slot("a") if "{a}" in text else ""
+        m = slot("m") if "{m}" in text else ""
+        lines.append(f"    return {text.format(a=a, m=m)}")
+        reduce = (text, _index(a), _index(m))
+    else:
+        lines.append("    return result")
+    key = "\n".join(lines)
+    tree = execution.check_template(key, "f")
+    # The structure of any live program of this skeleton: its constants are abstracted, and those the normal form
+    # compares (two bodies of one if) differ in every live program, as the slots differ here.
+    form = normal_form(tree, slots=True)
+    if form.count("if(") != key.count("if "):  # `elif` counts as an if too
+        return None
+    pieces = tuple(int(p) if i % 2 else p for i, p in enumerate(_SLOT.split(key)))
+    shape = (tuple(arms), reduce)
+    return _Skeleton(key, pieces, tuple(slots), shape, n, reduce is not None, digest(form), tree)
+
+
+def _index(slot: str) -> int:
+    return int(slot[1:]) if slot else -1
+
+
+def _randint(rng: random.Random, low: int, high: int) -> int:
+    """A uniform int in [low, high] (2.5x faster than rng.randint; 53-bit floats, so the bias is nil here)."""
+    return low + int(rng.random() * (high - low + 1))
+
+
+# Small results (x + r and the like) are far more common than large ones: an item whose interventional answer y is
+# in [0, _SMALL) is kept with probability 1/2 + y / (2 * _SMALL), which flattens the answers so that no single one
+# covers more than about 2% of items (a constant guess cannot farm the reward).
+_SMALL = 40
+_VIABLE = 8  # draws of constants that must yield one live program before a skeleton joins the pool
+_OBSERVATIONS = 16  # observations tried per program (tables are computed once per x, so a try is cheap)
+_TRIES = 8  # draws of a condition's or a body's constants before the item is given up as dead
+
+
+def _slot_ranges(cfg: IfElseConfig) -> dict[str, tuple[int, int]]:
+    """(lowest value, number of values) of each kind of slot but cuts: thresholds on r fall strictly inside r's
+    range (so a condition on r can split it), `r > t` inside an expression may sit at its low end."""
+    low = cfg.r_min + 1
+
+    def span(a: int, b: int) -> tuple[int, int]:
+        return a, max(a, b) - a + 1
+
+    return {
+        "a": span(2, cfg.coef_max), "t": span(cfg.r_min, cfg.r_max - 1), "tr": span(low, cfg.r_max - 1),
+        "tx": span(1, 20), "u": span(0, 2), "m": span(cfg.m_min, cfg.m_max), "cut<": (0, 0), "cut<=": (0, 0),
+    }  # fmt: skip
+
+
+def _draw(rng: random.Random, cfg: IfElseConfig, skeleton: _Skeleton, pool: _Pool) -> list[int] | None:
+    """Values for the skeleton's slots such that every `if` is live on the domain of (x, r): its condition splits
+    the points that reach it, and its two sides give different outputs on the points of either side. Constants
+    are drawn where they are used, knowing which points reach there (a threshold is redrawn until it splits them,
+    a body until it differs from its sibling), up to _TRIES times each; None if that fails."""
+    values = [0] * len(skeleton.slots)
+    ranges = [pool.ranges[kind] for kind in skeleton.slots]
+    splits = pool.splits  # (first x, last x, condition, t, u) -> the points of those x that pass it, and the rest
+    per_x = cfg.r_max - cfg.r_min + 1
+    random_ = rng.random
+
+    def draw(j: int) -> int:
+        low, span = ranges[j]
+        values[j] = low + int(random_() * span)
+        return values[j]
+
+    arms, reduce = skeleton.shape
+    # Each body's model returns the program's output (the reduction applied), so two bodies compare directly.
+    returned, ra, rm = reduce or ("result", -1, -1)
+    ra, rm = draw(ra) if ra >= 0 else 0, draw(rm) if rm >= 0 else 0
+
+    def differ(f: _Fn, g: _Fn, points: Sequence[tuple[int, int]]) -> bool:
+        for x, r in points:  # stops at the first difference: live bodies usually differ on the first points
+            if f(x, r) != g(x, r):
+                return True
+        return False
+
+    def model(node: tuple, reach: Sequence[tuple[int, int]]) -> _Fn | None:
+        if node[0] == "leaf":
+            _, text, a_slot, t_slot = node
+            fn = _function(text, returned)
+            a = draw(a_slot) if a_slot >= 0 else 0
+            if t_slot < 0:
+                return partial(fn, a, 0, 0, ra, rm)
+            for _ in range(_TRIES):  # a comparison inside the expression must split the r that reach it
+                t = draw(t_slot)
+                if len({r > t for _, r in reach}) == 2:
+                    return partial(fn, a, t, 0, ra, rm)
+            return None
+        _, text, t_slot, u_slot, then_node, other_node = node
+        cond = _function(text)
+        for _ in range(_TRIES):
+            t = draw(t_slot) if t_slot >= 0 else 0
+            u = draw(u_slot) if u_slot >= 0 else 0
+            test = partial(cond, 0, t, u, 0, 0)
+            whole = len(reach) == (reach[-1][0] - reach[0][0] + 1) * per_x  # all r for a run of x: a slice
+            key = (reach[0][0], reach[-1][0], text, t, u)
+            if whole and key in splits:
+                yes, no = splits[key]
+            else:
+                yes = [p for p in reach if test(*p)]
+                no = [p for p in reach if not test(*p)]
+                if whole:
+                    splits[key] = yes, no
+            if yes and no:
+                break
+        else:
+            return None
+        then = model(then_node, yes)
+        if then is None:
+            return None
+        for _ in range(_TRIES):
+            other = model(other_node, no)
+            if other is not None and differ(then, other, yes) and differ(then, other, no):
+                return lambda x, r: then(x, r) if test(x, r) else other(x, r)
+        return None
+
+    points = _points(cfg.x_min, cfg.x_max, cfg.r_min, cfg.r_max)
+    n = len(arms)
+    bounds = _distinct(rng, cfg.x_min + 1, cfg.x_max, n - 1)
+    for (op, slot, _), bound in zip(arms, bounds):
+        values[slot] = bound - (op == "<=")  # `x <= c` holds the cut's value minus one: both mean x below the cut
+    edges = [(x - cfg.x_min) * per_x for x in (cfg.x_min, *bounds, cfg.x_max + 1)]
+    reach = [points[edges[i] : edges[i + 1]] for i in range(n)]  # the points each arm takes
+    # From the last arm up. Arm i is live when its body differs from the chain after it both on its own points
+    # (where that chain would run arm i + 1's body) and on the points after its cut (where the later arms run).
+    bodies: list[_Fn] = [model(arms[-1][2], reach[-1])]
+    for i in range(n - 2, -1, -1):
+        if bodies[-1] is None:
+            return None
+        later = bodies[::-1]  # arms i + 1, i + 2, ...
+        for _ in range(_TRIES):
+            body = model(arms[i][2], reach[i])
+            if (
+                body is not None
+                and differ(body, later[0], reach[i])
+                and any(differ(body, other, reach[j]) for j, other in enumerate(later, i + 1))
+            ):
+                break
+        else:
+            return None
+        bodies.append(body)
+    return values if bodies[-1] is not None else None
+
+
+def _distinct(rng: random.Random, low: int, high: int, k: int) -> list[int]:
+    """k different ints in [low, high], sorted, uniformly over the sets of k (rng.sample without its overhead)."""
+    chosen: set[int] = set()
+    while len(chosen) < k:
+        chosen.add(_randint(rng, low, high))
+    return sorted(chosen)
+
+
+def _two(rng: random.Random, low: int, high: int) -> tuple[int, int]:
+    """Two different ints in [low, high], uniformly (the observed x and the intervened one)."""
+    first = _randint(rng, low, high)
+    second = _randint(rng, low, high - 1)
+    return first, second + (second >= first)
+
+
 @lru_cache(maxsize=16)
 def _points(x_min: int, x_max: int, r_min: int, r_max: int) -> tuple[tuple[int, int], ...]:
     """Every (x, r) of the domain, x-major: built once per range (a tuple, so the shared copy cannot change)."""
     return tuple((x, r) for x in range(x_min, x_max + 1) for r in range(r_min, r_max + 1))
-
-
-def _branch(test: _Fn, then: _Fn, other: _Fn) -> _Fn:
-    return lambda x, r: then(x, r) if test(x, r) else other(x, r)
 
 
 def _indent(lines: list[str]) -> list[str]:

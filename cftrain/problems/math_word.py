@@ -132,7 +132,7 @@ _STORIES: dict[str, _Story] = {
     ),
     "boxes": _Story(
         hidden="capacity",
-        low=6,
+        low=12,
         param="{q}",
         divisor=1,
         words=(
@@ -193,7 +193,7 @@ _STORIES: dict[str, _Story] = {
     ),
     "leftover": _Story(
         hidden="price",
-        low=8,
+        low=12,
         param="budget",
         divisor=1,
         words=(
@@ -239,7 +239,7 @@ _STORIES: dict[str, _Story] = {
     ),
     "groups": _Story(
         hidden="size",
-        low=4,
+        low=8,
         param="{q}",
         divisor=1,
         words=(
@@ -400,7 +400,7 @@ class MathWordConfig(FamilyConfig):
     hidden_width: int = field(default=6, metadata={"help": "how many values the hidden quantity can take"})
     quantity_min: int = field(default=2, metadata={"help": "smallest visible count (items, dollars, minutes)"})
     quantity_max: int = field(
-        default=300,
+        default=600,
         metadata={"help": "largest visible count; ordered items use an eighth of it, travel hours a sixteenth"},
     )
 
