@@ -155,6 +155,8 @@ CASES = [
     ("gen-knob-syntax", [*GO, "--set", "x_max"], None),
     ("gen-knob-type", [*GO, "--set", "x_max=abc"], None),
     ("gen-knob-range", [*GO, "--set", "r_min=9", "--set", "r_max=2"], None),
+    ("gen-structures-0", [*GO, "--set", "structures=0"], None),
+    ("gen-knob-too-big", [*GO, "--set", "x_max=100000"], None),
     ("gen-unsatisfiable", [*GO, *(f"--set={k}={v}" for k, v in UNSATISFIABLE.items())], None),
     ("gen-variant", [*GO, "--variant", "nope"], None),
     (

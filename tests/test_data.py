@@ -1,7 +1,9 @@
 """Mixtures, manifests, frozen suites and datasets. Run: pytest tests/test_data.py"""
 
+import dataclasses
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,9 @@ from cftrain.data import (
 from cftrain.datacard import structures
 from cftrain.problems.truth import solve
 from cftrain.prompts import PromptConfig, answer_line, build_prompt, rationale
+from cftrain.recipes import load_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_mixture_has_manifest_and_no_shared_structure(tmp_path):
@@ -179,3 +184,18 @@ def test_answer_only_share_is_stable_and_targets_the_answer_line():
     for record, completion in zip(half, completions):
         answer = "<answer>{" + ", ".join(map(str, record["answer"])) + "}</answer>"
         assert completion == (answer if record["id"] in flagged else rationale(record))
+
+
+@pytest.mark.parametrize("recipe", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "recipes").glob("*/*.yaml")
+                                          if p.parent.name != "accelerate"))  # fmt: skip
+def test_every_shipped_recipe_trains_on_no_structure_it_tests_on(recipe, tmp_path):
+    """Train and test data of each recipe, and its training data against the frozen suites, share no structure
+    under the canonical hash (each source capped at 300 items: the split is by structure, so the size is moot)."""
+    data = load_recipe(ROOT / recipe).data
+    cap = (
+        [dataclasses.replace(s, n=min(s.n, 300)) for s in data.train],
+        [dataclasses.replace(s, n=min(s.n, 300)) for s in data.test],
+    )
+    manifest = build_mixture(*cap, tmp_path)
+    assert manifest["structure_overlap"] == 0
+    assert all(v["structures_shared"] == 0 for v in manifest["suite_overlap"].values()), manifest["suite_overlap"]

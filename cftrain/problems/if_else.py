@@ -143,7 +143,7 @@ class _Skeleton:
     (`slots`), and the shape the liveness check walks (`shape`)."""
 
     key: str
-    pieces: tuple[str | int, ...]  # key split at its slots: text, slot index, text, ...
+    text: str  # key with slot j written {j}: the program is text.format(*values)
     slots: tuple[str, ...]
     shape: tuple
     branches: int
@@ -285,7 +285,7 @@ register(IfElseLong())
 
 
 def _scenario(skeleton: _Skeleton, values: list[int], cfg: IfElseConfig, x_obs: int, r: int, x_new: int) -> Scenario:
-    program = "".join(piece if type(piece) is str else str(values[piece]) for piece in skeleton.pieces)
+    program = skeleton.text.format(*values)
     return Scenario(
         program=program,
         latent_domain={"r": (cfg.r_min, cfg.r_max)},
@@ -383,9 +383,9 @@ def _skeleton(rng: random.Random, cfg: IfElseConfig) -> _Skeleton | None:
     form = normal_form(tree, slots=True)
     if form.count("if(") != key.count("if "):  # `elif` counts as an if too
         return None
-    pieces = tuple(int(p) if i % 2 else p for i, p in enumerate(_SLOT.split(key)))
+    text = _SLOT.sub(r"{\1}", key)  # a str.format template: the program is text.format(*values)
     shape = (tuple(arms), reduce)
-    return _Skeleton(key, pieces, tuple(slots), shape, n, reduce is not None, digest(form), tree)
+    return _Skeleton(key, text, tuple(slots), shape, n, reduce is not None, digest(form), tree)
 
 
 def _index(slot: str) -> int:
