@@ -380,10 +380,13 @@ def _instrumented(tree: ast.Module, calls: dict[int, int], has_loop: bool) -> tu
 
 def _check_row(values: list) -> list[int]:
     """_check_result for a table's outputs in one pass (a row of ints, bools and None refused, within +-MAX_ABS)."""
-    if values and (set(map(type, values)) != {int} or min(values) < -MAX_ABS or max(values) > MAX_ABS):
+    if {*map(type, values)} - _INT or values and (min(values) < -MAX_ABS or max(values) > MAX_ABS):
         for value in values:
             _check_result(value)
     return values
+
+
+_INT = frozenset({int})
 
 
 def _scope() -> dict:

@@ -125,6 +125,9 @@ class Family:
         """The task text for one variant; `output` is the observed result of the factual run."""
         raise NotImplementedError
 
+    def prepare(self, cfg: FamilyConfig) -> None:
+        """Build what every item of `cfg` shares (if_else: its pool of structures) before workers start."""
+
     def attempt(self, rng: random.Random, cfg: FamilyConfig, want_set: bool) -> Checked | str:
         """One try at an item: a checked item, or the reason the try was rejected. A family may draw and check
         faster than `sample` + `check_scenario` (if_else does); it must keep their guarantees."""
@@ -432,6 +435,7 @@ def generate(
     chunks = [
         (family, cfg, key, variants, seed, lo, min(lo + _CHUNK, start + n)) for lo in range(start, start + n, _CHUNK)
     ]
+    family.prepare(cfg)  # built once here, a forked worker inherits it
     methods = multiprocessing.get_all_start_methods()
     # fork starts in milliseconds; the workers only run this module's pure functions, and start no threads.
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")

@@ -65,7 +65,8 @@ _RETURNS = (
 def _function(text: str, reduce: str = "result") -> _Fn:
     """The generator's model of a body or condition, compiled from the very text the program shows:
     `fn(a, t, u, ra, rm, x, r)` for `text` with its constants a, t, u, reduced by the return `reduce` (whose
-    constants are ra, rm). Only the liveness check uses it; answers come from running the program."""
+    constants are ra, rm). Only the liveness check uses it; answers come from running the program. Compiled once
+    per process, like code (a fixed set of texts; execution.clear_caches leaves it)."""
     body = reduce.format(a="ra", m="rm").replace("result", f"({text.format(a='a', t='t', u='u')})")
     return eval(f"lambda a, t, u, ra, rm, x, r: {body}", {"__builtins__": {}, "abs": abs, "min": min, "max": max})  # noqa: S307 - the generator's own templates
 
@@ -156,12 +157,13 @@ class _Skeleton:
 class _Pool:
     skeletons: list[_Skeleton]
     split: dict[str, list[int]]  # "train"/"test"/"any" -> indices of the skeletons there
-    # Per config (IfElse.pool makes one view per config object): compiled tables by skeleton index, the knob
-    # values for meta, each slot kind's value range, and the splits of points by condition seen so far.
+    # Shared by the views IfElse.pool makes per config object: compiled tables by skeleton index, each slot kind's
+    # value range and the splits of points by condition seen so far; per view: the knob values for meta.
     makers: dict[int, Callable] = field(default_factory=dict)
     knobs: dict[str, Any] = field(default_factory=dict)
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     splits: dict[tuple, tuple[list, list]] = field(default_factory=dict)
+    bounds: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # skeleton key -> each slot's range
 
 
 _POOLS: dict[tuple, _Pool] = {}
@@ -170,7 +172,6 @@ _POOLS: dict[tuple, _Pool] = {}
 _BY_CONFIG: dict[int, tuple[IfElseConfig, _Pool]] = {}
 execution.on_clear(_POOLS.clear)
 execution.on_clear(_BY_CONFIG.clear)
-execution.on_clear(_function.cache_clear)
 _SLOT = re.compile(r"#([0-9]+)")
 
 
@@ -192,9 +193,17 @@ class IfElse(Family):
             _BY_CONFIG.clear()
         _BY_CONFIG[id(cfg)] = (
             cfg,
-            _Pool(pool.skeletons, pool.split, pool.makers, knob_values(cfg), _slot_ranges(cfg)),
+            _Pool(pool.skeletons, pool.split, pool.makers, knob_values(cfg), pool.ranges, pool.splits, pool.bounds),
         )
         return _BY_CONFIG[id(cfg)][1]
+
+    def prepare(self, cfg: IfElseConfig) -> None:
+        pool = self.pool(cfg)
+        for index in pool.split[cfg.split]:
+            if index not in pool.makers:
+                pool.makers[index] = execution.tabulated_template(
+                    pool.skeletons[index].tree, "f", len(pool.skeletons[index].slots), "r"
+                )
 
     def _program(self, rng: random.Random, cfg: IfElseConfig) -> tuple[_Pool, int, list[int]] | str:
         """Pick a structure of cfg's split and draw its constants: (pool, skeleton index, values), or the reason
@@ -234,7 +243,10 @@ class IfElse(Family):
                 # Only an output that two hidden values share (and not all of them) can leave a set: draw among those.
                 if x_obs not in shared:
                     row = rows[x_obs]
-                    shared[x_obs] = [i for i, y in enumerate(row) if row.count(y) > 1] if 1 < len(set(row)) else []
+                    distinct = len(set(row))
+                    shared[x_obs] = (
+                        [i for i, y in enumerate(row) if row.count(y) > 1] if 1 < distinct < len(row) else []
+                    )
                 indices = shared[x_obs]
                 if not indices:
                     first = first or "not-set-valued"
@@ -255,9 +267,7 @@ class IfElse(Family):
             skeleton = pool.skeletons[index]
             scenario = _scenario(skeleton, values, cfg, x_obs, rs[truth], x_new)
             worlds = [{"r": rs[i]} for i in consistent]
-            return Checked(
-                scenario, output, worlds, counterfactual, interventional, skeleton.structure, dict(pool.knobs)
-            )
+            return Checked(scenario, output, worlds, counterfactual, interventional, skeleton.structure, pool.knobs)
         return first
 
     def sample(self, rng: random.Random, cfg: IfElseConfig) -> Scenario:
@@ -304,22 +314,20 @@ def _build_pool(name: str, cfg: IfElseConfig, structural: tuple) -> _Pool:
     only if one of _VIABLE draws of its constants is live, so items do not spend their attempts on structures whose
     ifs can never all matter (say a nested `if r < t` inside `if r < t'` on a one-value arm)."""
     rng = random.Random(f"{name}|pool|{structural}")
-    probe = _Pool([], {}, ranges=_slot_ranges(cfg))
-    skeletons: list[_Skeleton] = []
+    pool = _Pool([], {"any": [], "train": [], "test": []}, ranges=_slot_ranges(cfg))
     seen: set[str] = set()
     for _ in range(20 * cfg.structures):
         skeleton = _skeleton(rng, cfg)
         if skeleton is None or skeleton.structure in seen:
             continue
         seen.add(skeleton.structure)
-        if any(_draw(rng, cfg, skeleton, probe) is not None for _ in range(_VIABLE)):
-            skeletons.append(skeleton)
-            if len(skeletons) == cfg.structures:
+        if any(_draw(rng, cfg, skeleton, pool) is not None for _ in range(_VIABLE)):
+            pool.split["any"].append(len(pool.skeletons))
+            pool.split[structure_split(skeleton.structure)].append(len(pool.skeletons))
+            pool.skeletons.append(skeleton)
+            if len(pool.skeletons) == cfg.structures:
                 break
-    split: dict[str, list[int]] = {"any": list(range(len(skeletons))), "train": [], "test": []}
-    for i, skeleton in enumerate(skeletons):
-        split[structure_split(skeleton.structure)].append(i)
-    return _Pool(skeletons, split)
+    return pool
 
 
 def _skeleton(rng: random.Random, cfg: IfElseConfig) -> _Skeleton | None:
@@ -426,7 +434,9 @@ def _draw(rng: random.Random, cfg: IfElseConfig, skeleton: _Skeleton, pool: _Poo
     are drawn where they are used, knowing which points reach there (a threshold is redrawn until it splits them,
     a body until it differs from its sibling), up to _TRIES times each; None if that fails."""
     values = [0] * len(skeleton.slots)
-    ranges = [pool.ranges[kind] for kind in skeleton.slots]
+    ranges = pool.bounds.get(skeleton.key)
+    if ranges is None:
+        ranges = pool.bounds[skeleton.key] = [pool.ranges[kind] for kind in skeleton.slots]
     splits = pool.splits  # (first x, last x, condition, t, u) -> the points of those x that pass it, and the rest
     per_x = cfg.r_max - cfg.r_min + 1
     random_ = rng.random
