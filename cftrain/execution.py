@@ -503,27 +503,35 @@ def tabulated_template(
 
     The table has the sandbox's return check (ints within +-MAX_ABS, ExecutionError otherwise) but no step or
     per-assignment caps, so it is only for loop-free templates (ValueError otherwise) whose caller bounds the
-    values (see IfElseConfig): a loop-free program takes a bounded number of steps. tests/test_problems.py checks
-    tables against load_program on the programs' text. The tree is not changed.
+    values (see IfElseConfig): a loop-free program takes a bounded number of steps. tests/test_if_else_pool.py
+    checks tables against load_program on the programs' text. The tree is not changed.
     """
     fn = tree.body[0]
     params = [a.arg for a in fn.args.args]
     last = fn.body[-1]
     if _branching(fn.body[:-1]) or latent not in params or not isinstance(last, ast.Return) or last.value is None:
         raise ValueError(f"a tabulated template must be loop-free, take {latent!r}, and end in its only return")
-    inputs = "".join(f"{p}, " for p in params if p != latent)
+    make = _maker(n_slots, "".join(f"{p}, " for p in params if p != latent), latent).body[0]
+    table = make.body[0]
+    loop = table.body[2]
+    push = loop.body[0]  # __push(<the returned expression>), after the program's other statements
+    push = _replace(push, value=_replace(push.value, args=[last.value]))
+    loop = _replace(loop, body=[*fn.body[:-1], push])
+    table = _replace(table, body=[*table.body[:2], loop, *table.body[3:]])
+    scope = _scope()
+    _exec(ast.Module([_replace(make, body=[table, *make.body[1:]])], []), entry, scope)
+    return scope["__make"]
+
+
+@lru_cache(maxsize=64)
+def _maker(n_slots: int, inputs: str, latent: str) -> ast.Module:
+    """The frame tabulated_template fills in, parsed once per signature (shared: only copies are changed)."""
     slots = ", ".join(f"__k{j}" for j in range(n_slots))
-    maker = ast.parse(
+    return ast.parse(
         f"def __make({slots}):\n    def __table({inputs}__values):\n        __out = []\n"
         f"        __push = __out.append\n        for {latent} in __values:\n            __push(0)\n"
         "        return __check_row(__out)\n    return __table"
     )
-    loop = maker.body[0].body[0].body[2]
-    loop.body[-1].value.args[0] = last.value  # __push(<the returned expression>)
-    loop.body[:0] = fn.body[:-1]
-    scope = _scope()
-    _exec(maker, entry, scope)
-    return scope["__make"]
 
 
 # Parsing line by line. Generated programs share most of their lines (a few hundred distinct lines make thousands
