@@ -316,8 +316,9 @@ def _build_pool(name: str, cfg: IfElseConfig, structural: tuple) -> _Pool:
     rng = random.Random(f"{name}|pool|{structural}")
     pool = _Pool([], {"any": [], "train": [], "test": []}, ranges=_slot_ranges(cfg))
     seen: set[str] = set()
+    texts: set[str] = set()
     for _ in range(20 * cfg.structures):
-        skeleton = _skeleton(rng, cfg)
+        skeleton = _skeleton(rng, cfg, texts)
         if skeleton is None or skeleton.structure in seen:
             continue
         seen.add(skeleton.structure)
@@ -330,9 +331,10 @@ def _build_pool(name: str, cfg: IfElseConfig, structural: tuple) -> _Pool:
     return pool
 
 
-def _skeleton(rng: random.Random, cfg: IfElseConfig) -> _Skeleton | None:
-    """Draw one structure: a chain of arms on x, bodies that may nest ifs, an optional reduction. None if its
-    normal form has fewer ifs than written (two bodies of one if are the same structure: never live)."""
+def _skeleton(rng: random.Random, cfg: IfElseConfig, seen: set[str]) -> _Skeleton | None:
+    """Draw one structure: a chain of arms on x, bodies that may nest ifs, an optional reduction. None if its text
+    is in `seen` (which it joins), or if its normal form has fewer ifs than written (two bodies of one if are the
+    same structure: never live)."""
     slots: list[str] = []
 
     def slot(kind: str) -> str:
@@ -385,6 +387,9 @@ def _skeleton(rng: random.Random, cfg: IfElseConfig) -> _Skeleton | None:
     else:
         lines.append("    return result")
     key = "\n".join(lines)
+    if key in seen:  # drawn before: the same structure (checked or refused then)
+        return None
+    seen.add(key)
     tree = execution.check_template(key, "f")
     # The structure of any live program of this skeleton: its constants are abstracted, and those the normal form
     # compares (two bodies of one if) differ in every live program, as the slots differ here.
