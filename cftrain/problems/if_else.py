@@ -235,8 +235,12 @@ class IfElse(Family):
         rows: dict[int, list[int]] = {}
         shared: dict[int, list[int]] = {}  # x -> indices of the hidden values whose output another one shares
         first = ""
+        x_min, span = cfg.x_min, cfg.x_max - cfg.x_min + 1
+        random_ = rng.random
         for _ in range(_OBSERVATIONS):  # one program, several observations: its table is computed once per x
-            x_obs, x_new = _two(rng, cfg.x_min, cfg.x_max)
+            x_obs = x_min + int(random_() * span)  # two different x, as _two draws them
+            x_new = x_min + int(random_() * (span - 1))
+            x_new += x_new >= x_obs
             if x_obs not in rows:
                 rows[x_obs] = table(x_obs, rs)
             if want_set:
@@ -518,11 +522,14 @@ def _draw(rng: random.Random, cfg: IfElseConfig, skeleton: _Skeleton, pool: _Poo
         later = bodies[::-1]  # arms i + 1, i + 2, ...
         for _ in range(_TRIES):
             body = model(arms[i][2], reach[i])
-            if (
-                body is not None
-                and differ(body, later[0], reach[i])
-                and any(differ(body, other, reach[j]) for j, other in enumerate(later, i + 1))
-            ):
+            if body is not None and differ(body, later[0], reach[i]):
+                j = i + 1
+                for other in later:
+                    if differ(body, other, reach[j]):
+                        break
+                    j += 1
+                else:
+                    continue
                 break
         else:
             return None
