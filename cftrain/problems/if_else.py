@@ -200,10 +200,7 @@ class IfElse(Family):
     def prepare(self, cfg: IfElseConfig) -> None:
         pool = self.pool(cfg)
         for index in pool.split[cfg.split]:
-            if index not in pool.makers:
-                pool.makers[index] = execution.tabulated_template(
-                    pool.skeletons[index].tree, "f", len(pool.skeletons[index].slots), "r"
-                )
+            _table_maker(pool, index)
 
     def _program(self, rng: random.Random, cfg: IfElseConfig) -> tuple[_Pool, int, list[int]] | str:
         """Pick a structure of cfg's split and draw its constants: (pool, skeleton index, values), or the reason
@@ -227,10 +224,7 @@ class IfElse(Family):
         if isinstance(drawn, str):
             return drawn
         pool, index, values = drawn
-        make = pool.makers.get(index)
-        if make is None:
-            make = pool.makers[index] = execution.tabulated_template(pool.skeletons[index].tree, "f", len(values), "r")
-        table = make(*values)
+        table = (pool.makers.get(index) or _table_maker(pool, index))(*values)
         rs = range(cfg.r_min, cfg.r_max + 1)
         rows: dict[int, list[int]] = {}
         shared: dict[int, list[int]] = {}  # x -> indices of the hidden values whose output another one shares
@@ -296,6 +290,14 @@ class IfElseLong(IfElse):
 
 register(IfElse())
 register(IfElseLong())
+
+
+def _table_maker(pool: _Pool, index: int) -> Callable[..., Callable[..., list[int]]]:
+    """The compiled table of skeleton `index`, compiled on first use."""
+    if index not in pool.makers:
+        skeleton = pool.skeletons[index]
+        pool.makers[index] = execution.tabulated_template(skeleton.tree, "f", len(skeleton.slots), "r")
+    return pool.makers[index]
 
 
 def _scenario(skeleton: _Skeleton, values: list[int], cfg: IfElseConfig, x_obs: int, r: int, x_new: int) -> Scenario:
