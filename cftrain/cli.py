@@ -255,6 +255,17 @@ def cmd_train(args: argparse.Namespace) -> None:
             raise UsageError(str(e)) from None
         raise
     print(f"saved {final}", file=sys.stderr)
+    _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Destroy the process group of a launched multi-process run while the interpreter is still whole: left to
+    interpreter exit, Gloo's worker threads can abort a process that has finished and saved (SIGABRT, "terminate
+    called without an active exception"), failing `accelerate launch`."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
