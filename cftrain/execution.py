@@ -509,8 +509,17 @@ def tabulated_template(
     fn = tree.body[0]
     params = [a.arg for a in fn.args.args]
     last = fn.body[-1]
-    if _branching(fn.body[:-1]) or latent not in params or not isinstance(last, ast.Return) or last.value is None:
-        raise ValueError(f"a tabulated template must be loop-free, take {latent!r}, and end in its only return")
+    if (
+        _branching(fn.body[:-1])
+        or latent not in params
+        or _assigned(fn.body) & set(params)  # the statements run again per latent: the inputs must stay as given
+        or not isinstance(last, ast.Return)
+        or last.value is None
+    ):
+        raise ValueError(
+            f"a tabulated template must be loop-free, take {latent!r}, never assign a parameter, and end in its "
+            "only return"
+        )
     make = _maker(n_slots, "".join(f"{p}, " for p in params if p != latent), latent).body[0]
     table = make.body[0]
     loop = table.body[2]
@@ -521,6 +530,18 @@ def tabulated_template(
     scope = _scope()
     _exec(ast.Module([_replace(make, body=[table, *make.body[1:]])], []), entry, scope)
     return scope["__make"]
+
+
+def _assigned(stmts: list[ast.stmt]) -> set[str]:
+    """The names the statements (and the ifs among them, at any depth) assign to."""
+    names: set[str] = set()
+    for node in stmts:
+        if isinstance(node, ast.If):
+            names |= _assigned(node.body) | _assigned(node.orelse)
+        elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
 
 
 @lru_cache(maxsize=64)

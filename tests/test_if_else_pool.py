@@ -92,7 +92,9 @@ def test_tabulated_templates_refuse_what_one_pass_cannot_run():
     loop = "def f(x, r):\n    while x < #0:\n        x = x + 1\n    return x + r"
     early = "def f(x, r):\n    if x < #0:\n        return r\n    return x"
     no_latent = "def f(x, y):\n    return x + y"
-    for key in (loop, early, no_latent):
+    # The statements run once per r in one call: a reassigned input would carry over from one r to the next.
+    reassigned = "def f(x, r):\n    if r < #0:\n        x = x + r\n    return x"
+    for key in (loop, early, no_latent, reassigned):
         with pytest.raises(ValueError, match="loop-free"):
             tabulated_template(check_template(key, "f"), "f", 1, "r")
     with pytest.raises(UnsafeProgram):

@@ -22,7 +22,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from functools import cache, lru_cache, partial
+from functools import cache, lru_cache
 from typing import Any
 
 from cftrain import execution
@@ -62,13 +62,14 @@ _RETURNS = (
 
 
 @cache
-def _function(text: str, reduce: str = "result") -> _Fn:
+def _function(text: str, reduce: str = "result") -> Callable[..., _Fn]:
     """The generator's model of a body or condition, compiled from the very text the program shows:
-    `fn(a, t, u, ra, rm, x, r)` for `text` with its constants a, t, u, reduced by the return `reduce` (whose
-    constants are ra, rm). Only the liveness check uses it; answers come from running the program. Compiled once
-    per process, like code (a fixed set of texts; execution.clear_caches leaves it)."""
+    `make(a, t, u, ra, rm)` gives `fn(x, r)` for `text` with its constants a, t, u, reduced by the return `reduce`
+    (whose constants are ra, rm). Only the liveness check uses it; answers come from running the program. Compiled
+    once per process, like code (a fixed set of texts; execution.clear_caches leaves it)."""
     body = reduce.format(a="ra", m="rm").replace("result", f"({text.format(a='a', t='t', u='u')})")
-    return eval(f"lambda a, t, u, ra, rm, x, r: {body}", {"__builtins__": {}, "abs": abs, "min": min, "max": max})  # noqa: S307 - the generator's own templates
+    scope = {"__builtins__": {}, "abs": abs, "min": min, "max": max}
+    return eval(f"lambda a, t, u, ra, rm: lambda x, r: {body}", scope)  # noqa: S307 - the generator's own templates
 
 
 # Every range knob stays within +-_LIMIT, so no generated program comes near the sandbox's magnitude cap (the
@@ -474,18 +475,18 @@ def _draw(rng: random.Random, cfg: IfElseConfig, skeleton: _Skeleton, pool: _Poo
             fn = _function(text, returned)
             a = draw(a_slot) if a_slot >= 0 else 0
             if t_slot < 0:
-                return partial(fn, a, 0, 0, ra, rm)
+                return fn(a, 0, 0, ra, rm)
             for _ in range(_TRIES):  # a comparison inside the expression must split the r that reach it
                 t = draw(t_slot)
                 if len({r > t for _, r in reach}) == 2:
-                    return partial(fn, a, t, 0, ra, rm)
+                    return fn(a, t, 0, ra, rm)
             return None
         _, text, t_slot, u_slot, then_node, other_node = node
         cond = _function(text)
         for _ in range(_TRIES):
             t = draw(t_slot) if t_slot >= 0 else 0
             u = draw(u_slot) if u_slot >= 0 else 0
-            test = partial(cond, 0, t, u, 0, 0)
+            test = cond(0, t, u, 0, 0)
             whole = len(reach) == (reach[-1][0] - reach[0][0] + 1) * per_x  # all r for a run of x: a slice
             key = (reach[0][0], reach[-1][0], text, t, u)
             if whole and key in splits:
