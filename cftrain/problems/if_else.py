@@ -164,7 +164,7 @@ class _Pool:
     knobs: dict[str, Any] = field(default_factory=dict)
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     splits: dict[tuple, tuple[list, list]] = field(default_factory=dict)
-    bounds: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # skeleton key -> each slot's range
+    drawers: dict[str, Callable] = field(default_factory=dict)  # skeleton key -> its _drawer
 
 
 _POOLS: dict[tuple, _Pool] = {}
@@ -194,7 +194,7 @@ class IfElse(Family):
             _BY_CONFIG.clear()
         _BY_CONFIG[id(cfg)] = (
             cfg,
-            _Pool(pool.skeletons, pool.split, pool.makers, knob_values(cfg), pool.ranges, pool.splits, pool.bounds),
+            _Pool(pool.skeletons, pool.split, pool.makers, knob_values(cfg), pool.ranges, pool.splits, pool.drawers),
         )
         return _BY_CONFIG[id(cfg)][1]
 
@@ -445,23 +445,27 @@ def _draw(rng: random.Random, cfg: IfElseConfig, skeleton: _Skeleton, pool: _Poo
     the points that reach it, and its two sides give different outputs on the points of either side. Constants
     are drawn where they are used, knowing which points reach there (a threshold is redrawn until it splits them,
     a body until it differs from its sibling), up to _TRIES times each; None if that fails."""
-    values = [0] * len(skeleton.slots)
-    ranges = pool.bounds.get(skeleton.key)
-    if ranges is None:
-        ranges = pool.bounds[skeleton.key] = [pool.ranges[kind] for kind in skeleton.slots]
+    drawer = pool.drawers.get(skeleton.key)
+    if drawer is None:
+        drawer = pool.drawers[skeleton.key] = _drawer(cfg, skeleton, pool)
+    return drawer(rng)
+
+
+# A model: (drawn slot values, rng.random, ra, rm, the points that reach the node) -> the node's function, or None.
+_Model = Callable[[list, Callable[[], float], int, int, Sequence[tuple[int, int]]], "_Fn | None"]
+
+
+def _drawer(cfg: IfElseConfig, skeleton: _Skeleton, pool: _Pool) -> Callable[[random.Random], list[int] | None]:
+    """_draw for one skeleton, built once: the walk over its shape is done here, so a draw only draws and checks."""
+    ranges = [pool.ranges[kind] for kind in skeleton.slots]
     splits = pool.splits  # (first x, last x, condition, t, u) -> the points of those x that pass it, and the rest
     per_x = cfg.r_max - cfg.r_min + 1
-    random_ = rng.random
-
-    def draw(j: int) -> int:
-        low, span = ranges[j]
-        values[j] = low + int(random_() * span)
-        return values[j]
-
     arms, reduce = skeleton.shape
     # Each body's model returns the program's output (the reduction applied), so two bodies compare directly.
-    returned, ra, rm = reduce or ("result", -1, -1)
-    ra, rm = draw(ra) if ra >= 0 else 0, draw(rm) if rm >= 0 else 0
+    returned, ra_slot, rm_slot = reduce or ("result", -1, -1)
+
+    def slot(j: int) -> tuple[int, int, int]:  # (slot, lowest value, number of values); slot -1: the value is 0
+        return (j, *ranges[j]) if j >= 0 else (-1, 0, 1)
 
     def differ(f: _Fn, g: _Fn, points: Sequence[tuple[int, int]]) -> bool:
         for x, r in points:  # stops at the first difference: live bodies usually differ on the first points
@@ -469,75 +473,112 @@ def _draw(rng: random.Random, cfg: IfElseConfig, skeleton: _Skeleton, pool: _Poo
                 return True
         return False
 
-    def model(node: tuple, reach: Sequence[tuple[int, int]]) -> _Fn | None:
-        if node[0] == "leaf":
-            _, text, a_slot, t_slot = node
-            fn = _function(text, returned)
-            a = draw(a_slot) if a_slot >= 0 else 0
-            if t_slot < 0:
-                return fn(a, 0, 0, ra, rm)
-            for _ in range(_TRIES):  # a comparison inside the expression must split the r that reach it
-                t = draw(t_slot)
-                if len({r > t for _, r in reach}) == 2:
-                    return fn(a, t, 0, ra, rm)
-            return None
-        _, text, t_slot, u_slot, then_node, other_node = node
-        cond = _function(text)
-        for _ in range(_TRIES):
-            t = draw(t_slot) if t_slot >= 0 else 0
-            u = draw(u_slot) if u_slot >= 0 else 0
-            test = cond(0, t, u, 0, 0)
-            whole = len(reach) == (reach[-1][0] - reach[0][0] + 1) * per_x  # all r for a run of x: a slice
-            key = (reach[0][0], reach[-1][0], text, t, u)
-            if whole and key in splits:
-                yes, no = splits[key]
-            else:
-                yes = [p for p in reach if test(*p)]
-                no = [p for p in reach if not test(*p)]
-                if whole:
-                    splits[key] = yes, no
-            if yes and no:
-                break
-        else:
-            return None
-        then = model(then_node, yes)
-        if then is None:
-            return None
-        for _ in range(_TRIES):
-            other = model(other_node, no)
-            if other is not None and differ(then, other, yes) and differ(then, other, no):
-                return lambda x, r: then(x, r) if test(x, r) else other(x, r)
-        return None
+    def leaf(text: str, a_at: int, t_at: int) -> _Model:
+        make = _function(text, returned)
+        a_slot, a_low, a_span = slot(a_at)
+        t_slot, t_low, t_span = slot(t_at)
 
-    points = _points(cfg.x_min, cfg.x_max, cfg.r_min, cfg.r_max)
-    n = len(arms)
-    bounds = _distinct(rng, cfg.x_min + 1, cfg.x_max, n - 1)
-    for (op, slot, _), bound in zip(arms, bounds):
-        values[slot] = bound - (op == "<=")  # `x <= c` holds the cut's value minus one: both mean x below the cut
-    edges = [(x - cfg.x_min) * per_x for x in (cfg.x_min, *bounds, cfg.x_max + 1)]
-    reach = [points[edges[i] : edges[i + 1]] for i in range(n)]  # the points each arm takes
-    # From the last arm up. Arm i is live when its body differs from the chain after it both on its own points
-    # (where that chain would run arm i + 1's body) and on the points after its cut (where the later arms run).
-    bodies: list[_Fn] = [model(arms[-1][2], reach[-1])]
-    for i in range(n - 2, -1, -1):
-        if bodies[-1] is None:
+        def model(values: list, random_: Callable, ra: int, rm: int, reach: Sequence) -> _Fn | None:
+            a = 0
+            if a_slot >= 0:
+                a = values[a_slot] = a_low + int(random_() * a_span)
+            if t_slot < 0:
+                return make(a, 0, 0, ra, rm)
+            for _ in range(_TRIES):  # a comparison inside the expression must split the r that reach it
+                t = values[t_slot] = t_low + int(random_() * t_span)
+                if len({r > t for _, r in reach}) == 2:
+                    return make(a, t, 0, ra, rm)
             return None
-        later = bodies[::-1]  # arms i + 1, i + 2, ...
-        for _ in range(_TRIES):
-            body = model(arms[i][2], reach[i])
-            if body is not None and differ(body, later[0], reach[i]):
-                j = i + 1
-                for other in later:
-                    if differ(body, other, reach[j]):
-                        break
-                    j += 1
+
+        return model
+
+    def nest(text: str, t_at: int, u_at: int, then_node: tuple, other_node: tuple) -> _Model:
+        cond = _function(text)
+        t_slot, t_low, t_span = slot(t_at)
+        u_slot, u_low, u_span = slot(u_at)
+        then_model, other_model = build(then_node), build(other_node)
+
+        def model(values: list, random_: Callable, ra: int, rm: int, reach: Sequence) -> _Fn | None:
+            for _ in range(_TRIES):
+                t = u = 0
+                if t_slot >= 0:
+                    t = values[t_slot] = t_low + int(random_() * t_span)
+                if u_slot >= 0:
+                    u = values[u_slot] = u_low + int(random_() * u_span)
+                test = cond(0, t, u, 0, 0)
+                first, last = reach[0][0], reach[-1][0]
+                whole = len(reach) == (last - first + 1) * per_x  # all r for a run of x: a slice
+                key = (first, last, text, t, u)
+                if whole and key in splits:
+                    yes, no = splits[key]
                 else:
-                    continue
-                break
-        else:
+                    yes = [p for p in reach if test(*p)]
+                    no = [p for p in reach if not test(*p)]
+                    if whole:
+                        splits[key] = yes, no
+                if yes and no:
+                    break
+            else:
+                return None
+            then = then_model(values, random_, ra, rm, yes)
+            if then is None:
+                return None
+            for _ in range(_TRIES):
+                other = other_model(values, random_, ra, rm, no)
+                if other is not None and differ(then, other, yes) and differ(then, other, no):
+                    return lambda x, r: then(x, r) if test(x, r) else other(x, r)
             return None
-        bodies.append(body)
-    return values if bodies[-1] is not None else None
+
+        return model
+
+    def build(node: tuple) -> _Model:
+        return leaf(*node[1:]) if node[0] == "leaf" else nest(*node[1:])
+
+    models = [build(shape) for _, _, shape in arms]
+    cuts = [(j, op == "<=") for op, j, _ in arms[:-1]]  # `x <= c` holds the cut's value minus one: both mean x < cut
+    ra_slot, ra_low, ra_span = slot(ra_slot)
+    rm_slot, rm_low, rm_span = slot(rm_slot)
+    n_slots, n, x_min, x_max = len(skeleton.slots), len(arms), cfg.x_min, cfg.x_max
+    points = _points(cfg.x_min, cfg.x_max, cfg.r_min, cfg.r_max)
+
+    def draw(rng: random.Random) -> list[int] | None:
+        values = [0] * n_slots
+        random_ = rng.random
+        ra = rm = 0
+        if ra_slot >= 0:
+            ra = values[ra_slot] = ra_low + int(random_() * ra_span)
+        if rm_slot >= 0:
+            rm = values[rm_slot] = rm_low + int(random_() * rm_span)
+        bounds = _distinct(rng, x_min + 1, x_max, n - 1)
+        for (j, below), bound in zip(cuts, bounds):
+            values[j] = bound - below
+        edges = [(x - x_min) * per_x for x in (x_min, *bounds, x_max + 1)]
+        reach = [points[edges[i] : edges[i + 1]] for i in range(n)]  # the points each arm takes
+        # From the last arm up. Arm i is live when its body differs from the chain after it both on its own
+        # points (where that chain would run arm i + 1's body) and on the points after its cut (where the later
+        # arms run).
+        bodies: list[_Fn | None] = [models[-1](values, random_, ra, rm, reach[-1])]
+        for i in range(n - 2, -1, -1):
+            if bodies[-1] is None:
+                return None
+            later = bodies[::-1]  # arms i + 1, i + 2, ...
+            for _ in range(_TRIES):
+                body = models[i](values, random_, ra, rm, reach[i])
+                if body is not None and differ(body, later[0], reach[i]):
+                    j = i + 1
+                    for other in later:
+                        if differ(body, other, reach[j]):
+                            break
+                        j += 1
+                    else:
+                        continue
+                    break
+            else:
+                return None
+            bodies.append(body)
+        return values if bodies[-1] is not None else None
+
+    return draw
 
 
 def _distinct(rng: random.Random, low: int, high: int, k: int) -> list[int]:
