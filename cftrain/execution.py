@@ -378,8 +378,9 @@ def _instrumented(tree: ast.Module, calls: dict[int, int], has_loop: bool) -> tu
     return _replace(tree, body=[fn]), params
 
 
-def _check_row(values: list) -> list[int]:
-    """_check_result for a table's outputs in one pass (a row of ints, bools and None refused, within +-MAX_ABS)."""
+def check_row(values: list) -> list[int]:
+    """The sandbox's return check on a table's outputs in one pass: `values` if they are ints within +-MAX_ABS
+    (bools and None refused), else ExecutionError."""
     if {*map(type, values)} - _INT or values and (min(values) < -MAX_ABS or max(values) > MAX_ABS):
         for value in values:
             _check_result(value)
@@ -398,7 +399,7 @@ def _scope() -> dict:
         "range": _range,
         "__bound": _bound,
         "__check": _check_result,
-        "__check_row": _check_row,
+        "__check_row": check_row,
         "__guard": _guard,
     }
 
@@ -494,15 +495,16 @@ def _branching(stmts: list[ast.stmt]) -> bool:
 
 
 def tabulated_template(
-    tree: ast.Module, entry: str, n_slots: int, latent: str
+    tree: ast.Module, entry: str, n_slots: int, latent: str, checked: bool = True
 ) -> Callable[..., Callable[..., list[int]]]:
     """Compile a checked template (check_template) once. Returns `make`;
     `make(*values)` gives `table` for the program with those literals: `table(*inputs, values_of_latent)` runs the
     program's statements once per value of the hidden parameter `latent`, in one call, and returns the outputs in
     order (a program over its whole hidden domain in one pass).
 
-    The table has the sandbox's return check (ints within +-MAX_ABS, ExecutionError otherwise) but no step or
-    per-assignment caps, so it is only for loop-free templates (ValueError otherwise) whose caller bounds the
+    The table has the sandbox's return check (ints within +-MAX_ABS, ExecutionError otherwise), unless `checked`
+    is False: then the caller runs check_row on each row before any of it is used as a result (if_else checks the
+    two rows an item shows, and only looks at the others to choose). It has no step or per-assignment caps, so it is only for loop-free templates (ValueError otherwise) whose caller bounds the
     values (see IfElseConfig): a loop-free program takes a bounded number of steps. tests/test_if_else_pool.py
     checks tables against load_program on the programs' text. The tree is not changed.
     """
@@ -520,7 +522,7 @@ def tabulated_template(
             f"a tabulated template must be loop-free, take {latent!r}, never assign a parameter, and end in its "
             "only return"
         )
-    make = _maker(n_slots, "".join(f"{p}, " for p in params if p != latent), latent).body[0]
+    make = _maker(n_slots, "".join(f"{p}, " for p in params if p != latent), latent, checked).body[0]
     table = make.body[0]
     loop = table.body[2]
     push = loop.body[0]  # __push(<the returned expression>), after the program's other statements
@@ -545,13 +547,14 @@ def _assigned(stmts: list[ast.stmt]) -> set[str]:
 
 
 @lru_cache(maxsize=64)
-def _maker(n_slots: int, inputs: str, latent: str) -> ast.Module:
+def _maker(n_slots: int, inputs: str, latent: str, checked: bool) -> ast.Module:
     """The frame tabulated_template fills in, parsed once per signature (shared: only copies are changed)."""
     slots = ", ".join(f"__k{j}" for j in range(n_slots))
+    out = "__check_row(__out)" if checked else "__out"
     return ast.parse(
         f"def __make({slots}):\n    def __table({inputs}__values):\n        __out = []\n"
         f"        __push = __out.append\n        for {latent} in __values:\n            __push(0)\n"
-        "        return __check_row(__out)\n    return __table"
+        f"        return {out}\n    return __table"
     )
 
 

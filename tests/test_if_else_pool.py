@@ -108,6 +108,13 @@ def test_tabulated_templates_refuse_what_one_pass_cannot_run():
     big = tabulated_template(check_template("def f(x, r):\n    return x * #0", "f"), "f", 1, "r")(10**12)
     with pytest.raises(ExecutionError):
         big(2, [1])
+    # Unchecked tables leave the check to the caller, who runs check_row on each row it uses.
+    raw = tabulated_template(check_template("def f(x, r):\n    return x < r + #0", "f"), "f", 1, "r", checked=False)
+    row = raw(0)(1, [1, 2])
+    assert row == [False, True]
+    with pytest.raises(ExecutionError):
+        execution.check_row(row)
+    assert execution.check_row([3, -4]) == [3, -4]
 
 
 def test_clear_caches_empties_the_pools():

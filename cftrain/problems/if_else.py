@@ -263,6 +263,10 @@ class IfElse(Family):
             if 0 <= interventional[0] < _SMALL and rng.random() >= 0.5 + 0.5 * interventional[0] / _SMALL:
                 first = first or "small-answer"
                 continue
+            # The rows were computed unchecked (execution.tabulated_template): the two the item shows get the
+            # sandbox's return check now (ints within bounds; an error here is a generator bug, so it is raised).
+            execution.check_row(rows[x_obs])
+            execution.check_row(rows[x_new])
             skeleton = pool.skeletons[index]
             scenario = _scenario(skeleton, values, cfg, x_obs, rs[truth], x_new)
             worlds = [{"r": rs[i]} for i in consistent]
@@ -297,7 +301,7 @@ def _table_maker(pool: _Pool, index: int) -> Callable[..., Callable[..., list[in
     """The compiled table of skeleton `index`, compiled on first use."""
     if index not in pool.makers:
         skeleton = pool.skeletons[index]
-        pool.makers[index] = execution.tabulated_template(skeleton.tree, "f", len(skeleton.slots), "r")
+        pool.makers[index] = execution.tabulated_template(skeleton.tree, "f", len(skeleton.slots), "r", checked=False)
     return pool.makers[index]
 
 
