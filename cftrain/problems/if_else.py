@@ -72,6 +72,17 @@ def _function(text: str, reduce: str = "result") -> Callable[..., _Fn]:
     return eval(f"lambda a, t, u, ra, rm: lambda x, r: {body}", scope)  # noqa: S307 - the generator's own templates
 
 
+@cache
+def _splitter(text: str) -> Callable[[int, int, Sequence[tuple[int, int]]], tuple[list, list]]:
+    """`split(t, u, points)`: the points where the condition `text` (constants t, u) holds, and the rest, in order
+    (the liveness check's model of an `if`, evaluated inline: no call per point). Compiled once per text."""
+    cond = text.format(t="t", u="u")
+    return eval(  # noqa: S307 - the generator's own templates
+        f"lambda t, u, pts: ([(x, r) for x, r in pts if {cond}], [(x, r) for x, r in pts if not ({cond})])",
+        {"__builtins__": {}},
+    )
+
+
 # Every range knob stays within +-_LIMIT, so no generated program comes near the sandbox's magnitude cap (the
 # largest intermediate value is about _LIMIT**4 = 6e10 < MAX_ABS): the one-pass tables need no per-step caps.
 _LIMIT = 500
@@ -488,42 +499,57 @@ def _drawer(cfg: IfElseConfig, skeleton: _Skeleton, pool: _Pool) -> Callable[[ra
                 a = values[a_slot] = a_low + int(random_() * a_span)
             if t_slot < 0:
                 return make(a, 0, 0, ra, rm)
-            for _ in range(_TRIES):  # a comparison inside the expression must split the r that reach it
+            rs = [r for _, r in reach]
+            low, high = min(rs), max(rs)
+            for _ in range(_TRIES):  # a comparison `r > t` inside the expression must split the r that reach it
                 t = values[t_slot] = t_low + int(random_() * t_span)
-                if len({r > t for _, r in reach}) == 2:
+                if low <= t < high:
                     return make(a, t, 0, ra, rm)
             return None
 
         return model
 
     def nest(text: str, t_at: int, u_at: int, then_node: tuple, other_node: tuple) -> _Model:
-        cond = _function(text)
+        cond, split = _function(text), _splitter(text)
         t_slot, t_low, t_span = slot(t_at)
         u_slot, u_low, u_span = slot(u_at)
         then_model, other_model = build(then_node), build(other_node)
+        # A condition that reads one of x, r cannot split points that all share that one's value.
+        reads = 1 if "x" not in text else 0 if "r" not in text else -1  # index into a point (x, r); -1: both
 
         def model(values: list, random_: Callable, ra: int, rm: int, reach: Sequence) -> _Fn | None:
+            first, last = reach[0][0], reach[-1][0]
+            whole = len(reach) == (last - first + 1) * per_x  # all r for a run of x: a slice
+            if whole:  # every r of the x in first..last
+                stuck = (per_x == 1) if reads == 1 else (first == last) if reads == 0 else False
+            else:
+                stuck = reads >= 0 and len({p[reads] for p in reach}) == 1
+            if stuck:
+                for _ in range(_TRIES):  # no draw can split them: draw the constants as the tries would, and stop
+                    if t_slot >= 0:
+                        values[t_slot] = t_low + int(random_() * t_span)
+                    if u_slot >= 0:
+                        values[u_slot] = u_low + int(random_() * u_span)
+                return None
             for _ in range(_TRIES):
                 t = u = 0
                 if t_slot >= 0:
                     t = values[t_slot] = t_low + int(random_() * t_span)
                 if u_slot >= 0:
                     u = values[u_slot] = u_low + int(random_() * u_span)
-                test = cond(0, t, u, 0, 0)
-                first, last = reach[0][0], reach[-1][0]
-                whole = len(reach) == (last - first + 1) * per_x  # all r for a run of x: a slice
-                key = (first, last, text, t, u)
-                if whole and key in splits:
-                    yes, no = splits[key]
+                if whole:
+                    key = (first, last, text, t, u)
+                    parts = splits.get(key)
+                    if parts is None:
+                        parts = splits[key] = split(t, u, reach)
+                    yes, no = parts
                 else:
-                    yes = [p for p in reach if test(*p)]
-                    no = [p for p in reach if not test(*p)]
-                    if whole:
-                        splits[key] = yes, no
+                    yes, no = split(t, u, reach)
                 if yes and no:
                     break
             else:
                 return None
+            test = cond(0, t, u, 0, 0)
             then = then_model(values, random_, ra, rm, yes)
             if then is None:
                 return None
