@@ -524,19 +524,14 @@ def _drawer(cfg: IfElseConfig, skeleton: _Skeleton, pool: _Pool) -> Callable[[ra
                 stuck = (per_x == 1) if reads == 1 else (first == last) if reads == 0 else False
             else:
                 stuck = reads >= 0 and len({p[reads] for p in reach}) == 1
-            if stuck:
-                for _ in range(_TRIES):  # no draw can split them: draw the constants as the tries would, and stop
-                    if t_slot >= 0:
-                        values[t_slot] = t_low + int(random_() * t_span)
-                    if u_slot >= 0:
-                        values[u_slot] = u_low + int(random_() * u_span)
-                return None
             for _ in range(_TRIES):
                 t = u = 0
                 if t_slot >= 0:
                     t = values[t_slot] = t_low + int(random_() * t_span)
                 if u_slot >= 0:
                     u = values[u_slot] = u_low + int(random_() * u_span)
+                if stuck:  # no draw can split the points: the tries only draw, as they would
+                    continue
                 if whole:
                     key = (first, last, text, t, u)
                     parts = splits.get(key)
