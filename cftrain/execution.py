@@ -504,7 +504,8 @@ def tabulated_template(
 
     The table has the sandbox's return check (ints within +-MAX_ABS, ExecutionError otherwise), unless `checked`
     is False: then the caller runs check_row on each row before any of it is used as a result (if_else checks the
-    two rows an item shows, and only looks at the others to choose). It has no step or per-assignment caps, so it is only for loop-free templates (ValueError otherwise) whose caller bounds the
+    two rows an item shows, and only looks at the others to choose). It has no step or per-assignment caps, so it
+    is only for loop-free templates that never assign a parameter (ValueError otherwise) whose caller bounds the
     values (see IfElseConfig): a loop-free program takes a bounded number of steps. tests/test_if_else_pool.py
     checks tables against load_program on the programs' text. The tree is not changed.
     """
