@@ -312,15 +312,19 @@ def dead_branch(
         return False
     tree = ast.parse(source)
     fn = tree.body[0]
-    ifs = [node for node in ast.walk(fn) if isinstance(node, ast.If)]
-    names = {node.id for node in ast.walk(fn) if isinstance(node, ast.Name)} | {a.arg for a in fn.args.args}
+    ifs, names = [], {a.arg for a in fn.args.args}
+    for node in ast.walk(fn):
+        if isinstance(node, ast.If):
+            ifs.append(node)
+        elif isinstance(node, ast.Name):
+            names.add(node.id)
     if not ifs or {_PROBE_IF, _PROBE_TO} & names:
         return False
     for k, node in enumerate(ifs, 1):
         forced = ast.Compare(ast.Name(_PROBE_IF, ast.Load()), [ast.Eq()], [ast.Constant(k)])
         node.test = ast.IfExp(forced, ast.Name(_PROBE_TO, ast.Load()), node.test)
     fn.args.args += [ast.arg(_PROBE_IF), ast.arg(_PROBE_TO)]
-    probe = load_program(ast.unparse(ast.fix_missing_locations(tree)), entry)
+    probe = load_program(ast.unparse(tree), entry)  # loaded from its text, checked like any program
 
     def changes(k: int, to: int) -> bool:
         # Stops at the first changed output: a live branch usually shows within a few runs.
