@@ -536,14 +536,13 @@ def tabulated_template(
 
 
 def _assigned(stmts: list[ast.stmt]) -> set[str]:
-    """The names the statements (and the ifs among them, at any depth) assign to."""
+    """The names checked statements (and the ifs among them, at any depth) assign to: every target is one name."""
     names: set[str] = set()
     for node in stmts:
         if isinstance(node, ast.If):
             names |= _assigned(node.body) | _assigned(node.orelse)
-        elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Assign | ast.AugAssign):
+            names.add((node.targets[0] if isinstance(node, ast.Assign) else node.target).id)
     return names
 
 
